@@ -1,0 +1,48 @@
+# The whole set-up on a fresh machine: `make run` serves, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: run test migrate redis clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when pyproject.toml changes.
+$(VENV)/.installed-local: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $@ $(VENV)/.installed-local
+
+run: $(VENV)/.installed-local
+	@echo "Sparring: starting on http://$(HOST):$(PORT) (migrations apply first)"
+	exec $(BIN)/sparring serve
+
+migrate: $(VENV)/.installed-local
+	$(BIN)/sparring migrate
+
+# Tests need Redis on 127.0.0.1:6379; start it when it is installed and down.
+redis:
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then \
+		if command -v redis-server >/dev/null; then \
+			echo "starting redis-server on 127.0.0.1:6379"; \
+			redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; \
+			for i in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done; \
+		else \
+			echo "warning: Redis is not running on 127.0.0.1:6379 and redis-server is not installed"; \
+		fi; \
+	fi
+
+test: $(VENV)/.installed-dev redis
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .sparring

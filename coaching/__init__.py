@@ -1,0 +1,1 @@
+"""The domain, framework-free: events, call pipeline, personas, hints, scoring, providers."""

@@ -1,0 +1,1 @@
+"""Litestar app: transports and the HTTP surface. Parses, authenticates, hands work on."""

@@ -1,0 +1,41 @@
+"""The Litestar application: routes, error bodies, logging context, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import ControllerRouterHandler
+
+from gateway.errors import exception_handlers
+from gateway.health import health
+from gateway.logs import RequestContextMiddleware
+from gateway.resources import lifespan
+from gateway.settings import Settings
+
+__all__ = ["create_app", "serve_app"]
+
+
+def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHandler] = ()) -> Litestar:
+    """Builds the app for `settings`; resources open when it starts (see `gateway.resources`)."""
+    return Litestar(
+        route_handlers=[health, *extra_routes],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Sparring", version="0.1.0", path="/schema", render_plugins=[ScalarRenderPlugin()]
+        ),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def serve_app(app: Litestar) -> RequestContextMiddleware:
+    """What the server runs: the app inside the request-id and request-log layer. It sits outside
+    Litestar so that requests Litestar answers before routing (404, 405) are logged too."""
+    return RequestContextMiddleware(app)

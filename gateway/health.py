@@ -1,0 +1,77 @@
+"""GET /api/health: every dependency with its status and latency; 503 when a critical one is down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable, Literal
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+__all__ = ["Check", "Health", "health"]
+
+PROBE_TIMEOUT_S = 5.0
+
+
+class Check(msgspec.Struct, omit_defaults=True):
+    status: Literal["up", "down"]
+    critical: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class Health(msgspec.Struct):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    checks: dict[str, Check]
+
+
+Probe = Callable[[], Awaitable[object]]
+
+
+async def _run(probe: Probe, *, critical: bool, timeout_s: float) -> Check:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(probe(), timeout_s)
+    except Exception as exc:  # any failure is the dependency's status, never the endpoint's
+        error = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return Check("down", critical, round((time.monotonic() - started) * 1000, 1), error)
+    return Check("up", critical, round((time.monotonic() - started) * 1000, 1))
+
+
+def _probes(state: State) -> dict[str, tuple[Probe, bool]]:
+    settings = state.settings
+    probes: dict[str, tuple[Probe, bool]] = {}
+
+    async def postgres() -> None:
+        async with state.pool.acquire(timeout=PROBE_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1")
+
+    probes["postgres"] = (postgres, True)
+    if state.redis is not None:
+        # Fan-out and rate limits across instances live there: without it calls cannot be watched.
+        probes["redis"] = (state.redis.ping, True)
+    for name, client in state.llm_clients.items():
+        probes[name] = (client.models.list, name == settings.llm_provider)
+    if state.elevenlabs is not None:
+        async def elevenlabs() -> None:
+            (await state.elevenlabs.get("/v1/models")).raise_for_status()
+
+        probes["elevenlabs"] = (elevenlabs, False)
+    return probes
+
+
+@get("/api/health", tags=["operations"], summary="Dependency health")
+async def health(state: State) -> Response[Health]:
+    probes = _probes(state)
+    timeout_s = min(PROBE_TIMEOUT_S, state.settings.provider_timeout_s)
+    results = await asyncio.gather(*(_run(p, critical=c, timeout_s=timeout_s) for p, c in probes.values()))
+    checks = dict(zip(probes, results))
+    if any(c.status == "down" and c.critical for c in checks.values()):
+        overall, status_code = "unhealthy", 503
+    elif any(c.status == "down" for c in checks.values()):
+        overall, status_code = "degraded", 200
+    else:
+        overall, status_code = "healthy", 200
+    return Response(Health(overall, checks), status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,101 @@
+"""The long-lived resources of one gateway process, opened and closed with the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator
+
+import asyncpg
+import httpx
+import openai
+import redis.asyncio as aioredis
+from litestar import Litestar
+
+from gateway.settings import Settings
+from storage.database import connect, create_pool
+from storage.embedded import start_embedded_postgres
+from storage.instance_secrets import get_or_create_secret
+from storage.migrate import migrate
+
+__all__ = ["lifespan", "prepare_database"]
+
+log = logging.getLogger(__name__)
+
+
+async def prepare_database(settings: Settings) -> tuple[str, object | None]:
+    """Resolves the database (embedded when DATABASE_URL is unset) and applies pending migrations.
+
+    Returns:
+        The DSN and the embedded server handle (None for an external database).
+    """
+    server = None
+    dsn = settings.database_url
+    if dsn is None:
+        dsn, server = await asyncio.to_thread(start_embedded_postgres, settings.data_dir / "postgres")
+    conn = await connect(dsn)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    if applied:
+        log.info("migrations applied", extra={"count": len(applied)})
+    return dsn, server
+
+
+async def _jwt_secret(settings: Settings, dsn: str) -> str:
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    log.warning(
+        "JWT_SECRET is not set: using a secret generated once and kept in the database; "
+        "set JWT_SECRET in production"
+    )
+    conn = await connect(dsn)
+    try:
+        return await get_or_create_secret(conn, "jwt_secret")
+    finally:
+        await conn.close()
+
+
+def _llm_clients(settings: Settings) -> dict[str, openai.AsyncOpenAI]:
+    clients = {}
+    if settings.openrouter_api_key:
+        clients["openrouter"] = openai.AsyncOpenAI(
+            api_key=settings.openrouter_api_key, base_url=settings.openrouter_base_url,
+            timeout=settings.provider_timeout_s, max_retries=0,
+        )
+    if settings.openai_api_key:
+        clients["openai"] = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+            timeout=settings.provider_timeout_s, max_retries=0,
+        )
+    return clients
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Database (migrated), pool, Redis, provider clients and the JWT secret, on `app.state`."""
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        dsn, server = await prepare_database(settings)
+        app.state.embedded_postgres = server
+        app.state.jwt_secret = await _jwt_secret(settings, dsn)
+        pool: asyncpg.Pool = await create_pool(dsn)
+        stack.push_async_callback(pool.close)
+        app.state.pool = pool
+        app.state.redis = None
+        if settings.redis_url:
+            app.state.redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+            stack.push_async_callback(app.state.redis.aclose)
+        app.state.llm_clients = _llm_clients(settings)
+        for client in app.state.llm_clients.values():
+            stack.push_async_callback(client.close)
+        app.state.elevenlabs = None
+        if settings.elevenlabs_api_key:
+            app.state.elevenlabs = httpx.AsyncClient(
+                base_url=settings.elevenlabs_base_url, timeout=settings.provider_timeout_s,
+                headers={"xi-api-key": settings.elevenlabs_api_key},
+            )
+            stack.push_async_callback(app.state.elevenlabs.aclose)
+        yield

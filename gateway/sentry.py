@@ -1,0 +1,61 @@
+"""Error reporting through sentry-sdk when SENTRY_DSN is set, scrubbed of bodies and credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+from sentry_sdk.transport import Transport
+
+from gateway.settings import Settings
+
+__all__ = ["init_sentry", "scrub_event"]
+
+_DENY = [*DEFAULT_DENYLIST, "token", "access_token", "refresh_token", "jwt", "transcript", "text", "audio"]
+_SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-vapi-secret", "x-vapi-signature", "x-signature"}
+
+
+def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Drops request bodies, query strings (tokens travel there on WebSockets), cookies and auth headers."""
+    request = event.get("request")
+    if isinstance(request, dict):
+        request.pop("data", None)
+        request.pop("cookies", None)
+        if request.get("query_string"):
+            request["query_string"] = "[Filtered]"
+        if isinstance(request.get("url"), str):
+            request["url"] = request["url"].split("?", 1)[0]
+        headers = request.get("headers")
+        if isinstance(headers, dict):
+            for key in list(headers):
+                if key.lower() in _SENSITIVE_HEADERS:
+                    headers[key] = "[Filtered]"
+    return event
+
+
+def _traces_sampler(rate: float):
+    def sample(context: dict[str, Any]) -> float:
+        scope = context.get("asgi_scope") or {}
+        # A WebSocket transaction lives as long as the call: sample those far less.
+        return rate / 10 if scope.get("type") == "websocket" else rate
+
+    return sample
+
+
+def init_sentry(settings: Settings, *, transport: Transport | None = None) -> bool:
+    """Initialises Sentry when a DSN (or, in tests, a transport) is given; returns whether it did."""
+    if not settings.sentry_dsn and transport is None:
+        return False
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        transport=transport,
+        environment=settings.sentry_environment,
+        traces_sampler=_traces_sampler(settings.sentry_traces_sample_rate),
+        send_default_pii=False,
+        max_request_body_size="never",
+        event_scrubber=EventScrubber(denylist=_DENY, recursive=True),
+        before_send=scrub_event,
+        before_send_transaction=scrub_event,
+    )
+    return True

@@ -1,0 +1,138 @@
+"""Settings: every environment variable Sparring reads, validated once at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal, Mapping
+from urllib.parse import urlsplit
+
+import msgspec
+
+from coaching.errors import SparringError
+
+__all__ = ["ENV_VARS", "Settings", "SettingsError", "load_settings"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(SparringError):
+    """One environment variable is missing or malformed; the message names it."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Each field is the environment variable of the same name, upper-cased."""
+
+    # Storage and fan-out. Unset: embedded Postgres under SPARRING_DATA_DIR, in-process stand-ins for Redis.
+    database_url: str | None = None
+    redis_url: str | None = None
+    sparring_data_dir: str = ".sparring"
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    site_url: str | None = None
+    log_level: LogLevel = "INFO"
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Auth. JWT_SECRET unset: generated once and kept in the database (a warning says so).
+    jwt_secret: str | None = None
+    supabase_jwt_secret: str | None = None
+    # AI providers (OpenAI-compatible endpoints use the openai SDK with base_url).
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openrouter_api_key: str | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    elevenlabs_api_key: str | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    provider_timeout_s: float = 10.0
+    # VAPI.
+    vapi_private_key: str | None = None
+    vapi_webhook_secret: str | None = None
+    # Observability.
+    sentry_dsn: str | None = None
+    sentry_environment: str = "production"
+    sentry_traces_sample_rate: float = 0.1
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.sparring_data_dir).expanduser().resolve()
+
+    @property
+    def llm_provider(self) -> Literal["openrouter", "openai", "scripted"]:
+        """OpenRouter first, as the original service did, then OpenAI, else the scripted persona."""
+        if self.openrouter_api_key:
+            return "openrouter"
+        if self.openai_api_key:
+            return "openai"
+        return "scripted"
+
+
+ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
+
+_WORD_FIELDS = {"log_level": str.upper}
+_URL_SCHEMES = {
+    "database_url": ("postgres", "postgresql"),
+    "redis_url": ("redis", "rediss", "unix"),
+    "site_url": ("http", "https"),
+    "openai_base_url": ("http", "https"),
+    "openrouter_base_url": ("http", "https"),
+    "elevenlabs_base_url": ("http", "https"),
+    "sentry_dsn": ("http", "https"),
+}
+_EXPECTED = {"int": "expected a whole number", "float": "expected a number"}
+_RANGES: dict[str, tuple[float, float]] = {
+    "port": (1, 65535),
+    "max_body_bytes": (1024, 1024**3),
+    "provider_timeout_s": (0.1, 600),
+    "sentry_traces_sample_rate": (0.0, 1.0),
+}
+
+
+def _check_url(field: str, value: str) -> None:
+    parts = urlsplit(value)
+    schemes = _URL_SCHEMES[field]
+    if parts.scheme not in schemes:
+        raise SettingsError(field.upper(), f"expected a {' or '.join(s + '://' for s in schemes)} URL")
+    if field != "database_url" and parts.scheme in ("http", "https") and not parts.hostname:
+        raise SettingsError(field.upper(), "the URL has no host")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Builds Settings from an environment mapping. Empty values count as unset.
+
+    Raises:
+        SettingsError: naming the first variable that is malformed, and what is wrong with it.
+    """
+    raw: dict[str, object] = {}
+    for field in Settings.__struct_fields__:
+        value = environ.get(field.upper())
+        if value is None or value.strip() == "":
+            continue
+        value = value.strip()
+        if field in _WORD_FIELDS:
+            value = _WORD_FIELDS[field](value)
+        if field in _URL_SCHEMES:
+            _check_url(field, value)
+        raw[field] = value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("`$.", 1)[-1].rstrip("`") if "`$." in str(exc) else ""
+        variable = field.upper() or "environment"
+        kind = _EXPECTED.get(Settings.__annotations__.get(field, ""), str(exc).split(" - at ")[0])
+        if field == "log_level":
+            kind = f"expected one of {', '.join(LogLevel.__args__)} (any case)"
+        raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
+    for field, (low, high) in _RANGES.items():
+        value = getattr(settings, field)
+        if not low <= value <= high:
+            raise SettingsError(field.upper(), f"expected a number from {low:g} to {high:g}, got {value!r}")
+    try:
+        ipaddress.ip_address(settings.host)
+    except ValueError:
+        if not settings.host.replace("-", "").replace(".", "").isalnum():
+            raise SettingsError("HOST", f"expected an IP address or host name, got {settings.host!r}") from None
+    return settings

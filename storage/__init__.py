@@ -1,0 +1,1 @@
+"""Postgres through asyncpg: pool, migrations, row-level security context, repositories."""

@@ -1,0 +1,30 @@
+"""The asyncpg pool the app queries through: as the RLS-bound app role, with the pgvector codec."""
+
+from __future__ import annotations
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+__all__ = ["APP_ROLE", "connect", "create_pool"]
+
+APP_ROLE = "sparring_app"
+
+
+async def _as_app_role(conn: asyncpg.Connection) -> None:
+    # SET ROLE outlives asyncpg's RESET ALL on release ("role" is exempt from RESET ALL), so
+    # every pooled connection stays the RLS-bound role whatever DATABASE_URL connects as.
+    await conn.execute(f"SET ROLE {APP_ROLE}")
+    await register_vector(conn)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections run as `sparring_app`. Run the migrations first (they create the
+    role and the vector extension the codec needs)."""
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_as_app_role, command_timeout=30
+    )
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection as DATABASE_URL's own user: for migrations and instance secrets only."""
+    return await asyncpg.connect(dsn, command_timeout=60)

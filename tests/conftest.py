@@ -1,0 +1,117 @@
+"""Shared fixtures: one Postgres per run, a fresh database per test from a migrated template."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from gateway.settings import Settings, load_settings
+from storage.database import create_pool
+from storage.migrate import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL (TCP or Unix socket) pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """DATABASE_URL when the environment gives one (it must have pgvector), else the embedded server."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from storage.embedded import start_embedded_postgres
+
+    url, server = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="sparring-test-pg-")) / "data")
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_server_url):
+    name = f"sparring_tmpl_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(pg_server_url, name))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield name
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def _fresh_database(pg_server_url: str, template: str | None):
+    name = f"sparring_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop_database(pg_server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(pg_server_url, template_db):
+    """A fresh, migrated database for one test, as DATABASE_URL's (superuser) URL."""
+    name = await _fresh_database(pg_server_url, template_db)
+    yield with_database(pg_server_url, name)
+    await _drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def empty_database_url(pg_server_url):
+    """A fresh database with no migrations applied."""
+    name = await _fresh_database(pg_server_url, None)
+    yield with_database(pg_server_url, name)
+    await _drop_database(pg_server_url, name)
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(pg_server_url, template_db):
+    """A fresh, migrated database shared by one module's server."""
+    name = await _fresh_database(pg_server_url, template_db)
+    yield with_database(pg_server_url, name)
+    await _drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def db(database_url):
+    """A superuser connection to the test's database, for arranging rows and checking them."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def app_pool(database_url):
+    """The app's own pool (as sparring_app) on the test's database."""
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+def make_settings(database_url: str, **env: str) -> Settings:
+    base = {"DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING"}
+    return load_settings({**base, **{k.upper(): v for k, v in env.items()}})
