@@ -8,12 +8,13 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.types import ControllerRouterHandler
+from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.errors import exception_handlers
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.resources import lifespan
+from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 
 __all__ = ["create_app", "serve_app"]
@@ -35,7 +36,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
     )
 
 
-def serve_app(app: Litestar) -> RequestContextMiddleware:
-    """What the server runs: the app inside the request-id and request-log layer. It sits outside
-    Litestar so that requests Litestar answers before routing (404, 405) are logged too."""
-    return RequestContextMiddleware(app)
+def serve_app(app: Litestar) -> ASGIApp:
+    """What the server runs: the app inside the request-id, request-log and Sentry layers. They sit
+    outside Litestar so that requests Litestar answers before routing (404, 405) count too."""
+    return RequestContextMiddleware(sentry_asgi(app))

@@ -44,7 +44,9 @@ def _migrate(settings: Settings) -> None:
     from gateway.resources import prepare_database
 
     configure_logging(settings.log_level)
-    asyncio.run(prepare_database(settings))
+    _, server = asyncio.run(prepare_database(settings))
+    if server is not None:
+        server.cleanup()
     print("sparring: database is up to date")
 
 

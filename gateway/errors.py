@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import msgspec
+import sentry_sdk
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 __all__ = ["ApiError", "ErrorBody", "ErrorDetail", "exception_handlers"]
 
 log = logging.getLogger(__name__)
 
+_MISSING = re.compile(r"missing required field `([^`]+)`")
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -61,15 +64,19 @@ def _validation(_: Request, exc: ValidationException) -> Response[ErrorBody]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
     message = str(first.get("message") or exc.detail)
-    if "malformed" in message.lower() or "json is malformed" in str(exc.detail).lower():
-        return _response(400, ErrorDetail("malformed_json", "the request body is not valid JSON"))
     field = first.get("key") or None
+    missing = _MISSING.search(message)
+    if missing:  # msgspec reports a missing field at its parent's path
+        field = missing.group(1) if field in (None, "data") else f"{field}.{missing.group(1)}"
     return _response(400, ErrorDetail("invalid_field" if field else "bad_request", message, field))
 
 
 def _http(_: Request, exc: HTTPException) -> Response[ErrorBody]:
     if isinstance(exc, ApiError):
         detail = ErrorDetail(exc.code, exc.message, exc.field)
+    elif isinstance(exc.__cause__, SerializationException):
+        # Litestar wraps a body that does not decode at all (truncated, not JSON) this way.
+        detail = ErrorDetail("malformed_json", "the request body is not valid JSON")
     else:
         status = exc.status_code
         detail = ErrorDetail(_CODES.get(status, "error" if status < 500 else "internal"), str(exc.detail))
@@ -78,6 +85,7 @@ def _http(_: Request, exc: HTTPException) -> Response[ErrorBody]:
 
 def _internal(_: Request, exc: Exception) -> Response[ErrorBody]:
     log.error("unhandled error", exc_info=exc)
+    sentry_sdk.capture_exception(exc)
     return _response(HTTP_500_INTERNAL_SERVER_ERROR, ErrorDetail("internal", "internal error; it has been logged"))
 
 

@@ -79,7 +79,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         dsn, server = await prepare_database(settings)
-        app.state.embedded_postgres = server
+        if server is not None:
+            # Stop it here: uvicorn re-raises SIGTERM after shutdown, so atexit hooks never run.
+            stack.push_async_callback(asyncio.to_thread, server.cleanup)
         app.state.jwt_secret = await _jwt_secret(settings, dsn)
         pool: asyncpg.Pool = await create_pool(dsn)
         stack.push_async_callback(pool.close)

