@@ -6,16 +6,20 @@ from typing import Sequence
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ASGIApp, ControllerRouterHandler
 
+from gateway.auth.caller import provide_caller, provide_db
 from gateway.errors import exception_handlers
+from gateway.routes import accounts, me_data, orgs
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.resources import lifespan
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
+from gateway.transports.echo import echo
 
 __all__ = ["create_app", "serve_app"]
 
@@ -23,7 +27,16 @@ __all__ = ["create_app", "serve_app"]
 def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHandler] = ()) -> Litestar:
     """Builds the app for `settings`; resources open when it starts (see `gateway.resources`)."""
     return Litestar(
-        route_handlers=[health, *extra_routes],
+        route_handlers=[
+            health,
+            accounts.signup, accounts.login, accounts.refresh, accounts.logout, accounts.me,
+            orgs.create_invite, orgs.list_members, orgs.update_member, orgs.remove_member, orgs.audit_log,
+            me_data.export_data, me_data.delete_account, me_data.curriculum, me_data.complete_curriculum_module,
+            echo,
+            *extra_routes,
+        ],
+        # Resolved only for handlers that ask for them: `db` is the caller's tenant transaction.
+        dependencies={"db": Provide(provide_db), "caller": Provide(provide_caller)},
         lifespan=[lifespan],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,

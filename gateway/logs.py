@@ -18,14 +18,20 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonFormatter", "RequestContextMiddleware", "configure_logging", "request_id_var"]
+__all__ = ["JsonFormatter", "RequestContextMiddleware", "configure_logging", "redact", "request_id_var"]
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "taskName", "color_message"}
+_SECRET_PARAM = re.compile(r"([?&](?:token|access_token|refresh_token|code|invite_code|secret)=)[^&\s\"']+", re.I)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 log = logging.getLogger("sparring.request")
+
+
+def redact(text: str) -> str:
+    """Replaces the values of credential-carrying query parameters in `text`."""
+    return _SECRET_PARAM.sub(r"\1[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +42,8 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            # Libraries log URLs with their query strings (uvicorn's WebSocket lines do): tokens go.
+            "msg": redact(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:
@@ -45,7 +52,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

@@ -19,6 +19,9 @@ BEGIN
 END
 $$;
 GRANT USAGE ON SCHEMA public TO sparring_app;
+-- Tenant tables ENABLE row-level security but do not FORCE it: the owner (whoever migrates) stays
+-- outside it, which is what lets the few SECURITY DEFINER functions (login lookups, the
+-- audit trigger) cross tenants on purpose. Everything else runs as sparring_app, never the owner.
 
 -- Tenant context: set per transaction with set_config(name, value, true). After the transaction
 -- the setting reads '' rather than NULL, hence nullif.

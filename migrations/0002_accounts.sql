@@ -75,7 +75,6 @@ CREATE TABLE vapi_phone_numbers (
 CREATE INDEX vapi_phone_numbers_org_idx ON vapi_phone_numbers (org_id);
 
 ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
-ALTER TABLE organizations FORCE ROW LEVEL SECURITY;
 CREATE POLICY organizations_read ON organizations FOR SELECT
     USING (id = app_org_id());
 CREATE POLICY organizations_create ON organizations FOR INSERT
@@ -86,7 +85,6 @@ CREATE POLICY organizations_delete ON organizations FOR DELETE
     USING (id = app_org_id() AND app_role() IN ('admin', 'system'));
 
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-ALTER TABLE users FORCE ROW LEVEL SECURITY;
 CREATE POLICY users_read ON users FOR SELECT
     USING (id = app_user_id()
            OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id AND m.org_id = app_org_id()));
@@ -98,7 +96,6 @@ CREATE POLICY users_delete ON users FOR DELETE
     USING (id = app_user_id());
 
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
-ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
 CREATE POLICY memberships_read ON memberships FOR SELECT
     USING (org_id = app_org_id() OR user_id = app_user_id());
 CREATE POLICY memberships_write ON memberships FOR ALL
@@ -106,19 +103,16 @@ CREATE POLICY memberships_write ON memberships FOR ALL
     WITH CHECK (org_id = app_org_id() AND app_role() IN ('admin', 'system'));
 
 ALTER TABLE invites ENABLE ROW LEVEL SECURITY;
-ALTER TABLE invites FORCE ROW LEVEL SECURITY;
 CREATE POLICY invites_org ON invites FOR ALL
     USING (org_id = app_org_id() AND app_role() IN ('coach', 'admin', 'system'))
     WITH CHECK (org_id = app_org_id() AND app_role() IN ('coach', 'admin', 'system'));
 
 ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
-ALTER TABLE refresh_tokens FORCE ROW LEVEL SECURITY;
 CREATE POLICY refresh_tokens_own ON refresh_tokens FOR ALL
     USING (user_id = app_user_id() AND org_id = app_org_id())
     WITH CHECK (user_id = app_user_id() AND org_id = app_org_id());
 
 ALTER TABLE org_settings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE org_settings FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_settings_read ON org_settings FOR SELECT
     USING (org_id = app_org_id() AND app_is_staff());
 CREATE POLICY org_settings_write ON org_settings FOR ALL
@@ -126,7 +120,6 @@ CREATE POLICY org_settings_write ON org_settings FOR ALL
     WITH CHECK (org_id = app_org_id() AND app_role() IN ('admin', 'system'));
 
 ALTER TABLE vapi_phone_numbers ENABLE ROW LEVEL SECURITY;
-ALTER TABLE vapi_phone_numbers FORCE ROW LEVEL SECURITY;
 CREATE POLICY vapi_phone_numbers_read ON vapi_phone_numbers FOR SELECT
     USING (org_id = app_org_id() AND app_is_staff());
 CREATE POLICY vapi_phone_numbers_write ON vapi_phone_numbers FOR ALL

@@ -109,7 +109,6 @@ CREATE INDEX session_scores_upload_idx ON session_scores (upload_id) WHERE uploa
 CREATE INDEX session_scores_user_idx ON session_scores (user_id, created_at DESC);
 
 ALTER TABLE personas ENABLE ROW LEVEL SECURITY;
-ALTER TABLE personas FORCE ROW LEVEL SECURITY;
 CREATE POLICY personas_read ON personas FOR SELECT
     USING (org_id IS NULL OR org_id = app_org_id());
 CREATE POLICY personas_write ON personas FOR ALL
@@ -120,13 +119,11 @@ CREATE POLICY personas_write ON personas FOR ALL
 
 -- Trainees see and write their own rows; coaches, admins and background work the org's.
 ALTER TABLE roleplay_sessions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE roleplay_sessions FORCE ROW LEVEL SECURITY;
 CREATE POLICY roleplay_sessions_tenant ON roleplay_sessions FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()))
     WITH CHECK (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()));
 
 ALTER TABLE session_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE session_events FORCE ROW LEVEL SECURITY;
 CREATE POLICY session_events_tenant ON session_events FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR EXISTS (
         SELECT 1 FROM roleplay_sessions s WHERE s.id = session_events.session_id)))
@@ -134,13 +131,11 @@ CREATE POLICY session_events_tenant ON session_events FOR ALL
         SELECT 1 FROM roleplay_sessions s WHERE s.id = session_events.session_id)));
 
 ALTER TABLE call_uploads ENABLE ROW LEVEL SECURITY;
-ALTER TABLE call_uploads FORCE ROW LEVEL SECURITY;
 CREATE POLICY call_uploads_tenant ON call_uploads FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()))
     WITH CHECK (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()));
 
 ALTER TABLE transcript_segments ENABLE ROW LEVEL SECURITY;
-ALTER TABLE transcript_segments FORCE ROW LEVEL SECURITY;
 CREATE POLICY transcript_segments_tenant ON transcript_segments FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff()
            OR EXISTS (SELECT 1 FROM roleplay_sessions s WHERE s.id = transcript_segments.session_id)
@@ -150,7 +145,6 @@ CREATE POLICY transcript_segments_tenant ON transcript_segments FOR ALL
            OR EXISTS (SELECT 1 FROM call_uploads u WHERE u.id = transcript_segments.upload_id)));
 
 ALTER TABLE session_scores ENABLE ROW LEVEL SECURITY;
-ALTER TABLE session_scores FORCE ROW LEVEL SECURITY;
 CREATE POLICY session_scores_tenant ON session_scores FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()))
     WITH CHECK (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()));

@@ -67,25 +67,21 @@ CREATE TABLE webhook_inbox (
 CREATE INDEX webhook_inbox_unprocessed_idx ON webhook_inbox (received_at) WHERE processed_at IS NULL;
 
 ALTER TABLE blobs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE blobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY blobs_tenant ON blobs FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR owner_id = app_user_id()))
     WITH CHECK (org_id = app_org_id() AND (app_is_staff() OR owner_id = app_user_id()));
 
 ALTER TABLE blob_chunks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE blob_chunks FORCE ROW LEVEL SECURITY;
 CREATE POLICY blob_chunks_tenant ON blob_chunks FOR ALL
     USING (org_id = app_org_id() AND EXISTS (SELECT 1 FROM blobs b WHERE b.id = blob_chunks.blob_id))
     WITH CHECK (org_id = app_org_id() AND EXISTS (SELECT 1 FROM blobs b WHERE b.id = blob_chunks.blob_id));
 
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY jobs_tenant ON jobs FOR ALL
     USING (org_id = app_org_id() AND app_is_staff())
     WITH CHECK (org_id = app_org_id());
 
 ALTER TABLE webhook_inbox ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook_inbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY webhook_inbox_tenant ON webhook_inbox FOR ALL
     USING (org_id = app_org_id() AND app_role() IN ('admin', 'system'))
     WITH CHECK (org_id = app_org_id() AND app_role() IN ('admin', 'system'));

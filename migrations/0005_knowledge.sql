@@ -44,7 +44,6 @@ $$
 $$;
 
 ALTER TABLE knowledge_base ENABLE ROW LEVEL SECURITY;
-ALTER TABLE knowledge_base FORCE ROW LEVEL SECURITY;
 CREATE POLICY knowledge_base_read ON knowledge_base FOR SELECT
     USING (org_id IS NULL OR org_id = app_org_id());
 CREATE POLICY knowledge_base_write ON knowledge_base FOR ALL

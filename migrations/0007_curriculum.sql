@@ -23,7 +23,6 @@ CREATE TABLE curriculum_progress (
 );
 
 ALTER TABLE curriculum_progress ENABLE ROW LEVEL SECURITY;
-ALTER TABLE curriculum_progress FORCE ROW LEVEL SECURITY;
 CREATE POLICY curriculum_progress_tenant ON curriculum_progress FOR ALL
     USING (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()))
     WITH CHECK (org_id = app_org_id() AND (app_is_staff() OR user_id = app_user_id()));

@@ -1,0 +1,161 @@
+"""Resolving the caller of an HTTP request or WebSocket, and the tenant transaction they work in.
+
+Tokens come from `Authorization: Bearer`, the access cookie (the web app), or — WebSockets only,
+since browsers cannot set headers there — the `token` query parameter. Cookie-authenticated
+requests that change state must echo the CSRF cookie in `X-CSRF-Token` (double submit, on top of
+SameSite); cookie-authenticated WebSockets must come from an allowed Origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import AsyncGenerator, Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+import msgspec
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from gateway.auth.tokens import InvalidToken, decode_access_token, decode_supabase_token
+from gateway.errors import ApiError
+from storage import accounts
+from storage.tenancy import Tenant, set_tenant
+
+__all__ = [
+    "ACCESS_COOKIE", "CSRF_COOKIE", "CSRF_HEADER", "REFRESH_COOKIE", "AuthRefused", "Caller", "CallerDep", "TenantDb",
+    "authenticate", "origin_allowed", "provide_caller", "provide_db", "require_role",
+]
+
+ACCESS_COOKIE = "sparring_access"
+REFRESH_COOKIE = "sparring_refresh"
+CSRF_COOKIE = "sparring_csrf"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class Caller(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    role: Literal["trainee", "coach", "admin"]
+    email: str
+    name: str
+    org_name: str
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(org_id=self.org_id, user_id=self.user_id, role=self.role)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("coach", "admin")
+
+
+class AuthRefused(Exception):
+    """Why a caller was refused: 401 (who are you?) or 403 (not allowed), with a code and message."""
+
+    def __init__(self, status: Literal[401, 403], code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def origin_allowed(connection: ASGIConnection, site_url: str | None) -> bool:
+    """The Origin is this server itself (as the browser reached it) or SITE_URL's origin."""
+    origin = connection.headers.get("origin")
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    if site_url and f"{parts.scheme}://{parts.netloc}" == "{0.scheme}://{0.netloc}".format(urlsplit(site_url)):
+        return True
+    return parts.netloc != "" and parts.netloc == connection.headers.get("host")
+
+
+def _find_token(connection: ASGIConnection) -> tuple[str, Literal["header", "cookie", "query"]] | None:
+    header = connection.headers.get("authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip(), "header"
+    if connection.scope["type"] == "websocket" and connection.query_params.get("token"):
+        return connection.query_params["token"], "query"
+    if connection.cookies.get(ACCESS_COOKIE):
+        return connection.cookies[ACCESS_COOKIE], "cookie"
+    return None
+
+
+async def _identify(conn: asyncpg.Connection, token: str, state: State) -> tuple[uuid.UUID, uuid.UUID, str]:
+    try:
+        claims = decode_access_token(token, state.jwt_secret)
+        return claims.user_id, claims.org_id, claims.role
+    except InvalidToken:
+        if not state.settings.supabase_jwt_secret:
+            raise
+    supabase = decode_supabase_token(token, state.settings.supabase_jwt_secret)
+    user_id = await accounts.user_by_external_id(conn, supabase.external_id)
+    membership = await accounts.primary_membership(conn, user_id) if user_id else None
+    if user_id is None or membership is None:
+        raise AuthRefused(401, "unknown_account", "this login has no Sparring account; ask your admin for an invite")
+    return user_id, membership[0], membership[1]
+
+
+async def authenticate(connection: ASGIConnection, conn: asyncpg.Connection) -> Caller:
+    """Identifies the caller and sets their tenant context on `conn` (inside its transaction).
+
+    Raises:
+        AuthRefused: no usable token, a CSRF or Origin failure, or an account that no longer exists.
+    """
+    state: State = connection.app.state
+    found = _find_token(connection)
+    if found is None:
+        raise AuthRefused(401, "unauthenticated", "sign in first: no access token was sent")
+    token, source = found
+    if source == "cookie":
+        if connection.scope["type"] == "websocket":
+            if not origin_allowed(connection, state.settings.site_url):
+                raise AuthRefused(403, "origin_refused", "this page's origin may not open Sparring sockets")
+        elif connection.scope.get("method") not in _SAFE_METHODS:
+            sent = connection.headers.get(CSRF_HEADER, "")
+            expected = connection.cookies.get(CSRF_COOKIE, "")
+            if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+                raise AuthRefused(403, "csrf_failed", f"cookie-authenticated changes need the {CSRF_HEADER} header")
+    try:
+        user_id, org_id, role = await _identify(conn, token, state)
+    except InvalidToken:
+        raise AuthRefused(401, "invalid_token", "the access token is invalid or expired; sign in again") from None
+    await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role=role))
+    account = await accounts.get_account(conn, user_id, org_id)
+    if account is None:
+        raise AuthRefused(401, "account_gone", "this account or its membership no longer exists")
+    caller = Caller(account.user_id, account.org_id, account.role, account.email, account.name, account.org_name)
+    if caller.role != role:  # the role changed since the token was issued: the database wins
+        await set_tenant(conn, caller.tenant)
+    return caller
+
+
+async def provide_db(request: Request, state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """The request's connection: one transaction, with the caller's tenant context set. It commits
+    when the handler returns and rolls back when it raises."""
+    async with state.pool.acquire() as conn, conn.transaction():
+        try:
+            request.state.caller = await authenticate(request, conn)
+        except AuthRefused as refused:
+            raise ApiError(refused.status, refused.code, refused.message) from None
+        yield conn
+
+
+# Handlers declare these to get the caller and their tenant transaction.
+TenantDb = NamedDependency[asyncpg.Connection]
+CallerDep = NamedDependency[Caller]
+
+
+async def provide_caller(request: Request, db: TenantDb) -> Caller:
+    return request.state.caller
+
+
+def require_role(caller: Caller, *roles: str) -> None:
+    """Raises:
+        ApiError: 403 when the caller's role is not one of `roles`.
+    """
+    if caller.role not in roles:
+        raise ApiError(403, "forbidden", f"this needs the {' or '.join(roles)} role; you are {caller.role}")

@@ -1,0 +1,74 @@
+"""Issuing a signed-in session: refresh token row, access token, and the cookies the web app uses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+
+from gateway.auth.caller import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
+from gateway.auth.tokens import ACCESS_TTL_S, REFRESH_TTL_S, AccessClaims, hash_secret, issue_access_token, new_secret
+from storage import accounts
+
+__all__ = ["AuthOut", "OrgOut", "UserOut", "clear_cookies", "signed_in"]
+
+_REFRESH_PATH = "/api/auth"
+
+
+class UserOut(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    name: str
+
+
+class OrgOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+
+
+class AuthOut(msgspec.Struct):
+    user: UserOut
+    org: OrgOut
+    role: str
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+def _secure(request: Request) -> bool:
+    site_url = request.app.state.settings.site_url or ""
+    return request.url.scheme == "https" or site_url.startswith("https://")
+
+
+async def signed_in(request: Request, conn: asyncpg.Connection, account: accounts.Account, *,
+                    status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
+    """Stores a new refresh token (in `family_id`'s family, or a new one) and answers with the
+    access token in the body and the refresh, access and CSRF cookies set."""
+    refresh = new_secret()
+    await accounts.store_refresh_token(
+        conn, user_id=account.user_id, org_id=account.org_id, family_id=family_id or uuid.uuid4(),
+        token_hash=hash_secret(refresh), expires_at=datetime.now(timezone.utc) + timedelta(seconds=REFRESH_TTL_S),
+    )
+    access = issue_access_token(AccessClaims(account.user_id, account.org_id, account.role), request.app.state.jwt_secret)
+    secure = _secure(request)
+    body = AuthOut(
+        UserOut(account.user_id, account.email, account.name), OrgOut(account.org_id, account.org_name),
+        account.role, access, "bearer", ACCESS_TTL_S,
+    )
+    return Response(body, status_code=status_code, cookies=[
+        Cookie(key=REFRESH_COOKIE, value=refresh, path=_REFRESH_PATH, max_age=REFRESH_TTL_S, httponly=True, secure=secure,
+               samesite="strict"),
+        Cookie(key=ACCESS_COOKIE, value=access, path="/", max_age=ACCESS_TTL_S, httponly=True, secure=secure, samesite="lax"),
+        Cookie(key=CSRF_COOKIE, value=new_secret(), path="/", max_age=REFRESH_TTL_S, httponly=False, secure=secure,
+               samesite="lax"),
+    ], headers={"Cache-Control": "no-store"})
+
+
+def clear_cookies(response: Response) -> Response:
+    for key, path in ((REFRESH_COOKIE, _REFRESH_PATH), (ACCESS_COOKIE, "/"), (CSRF_COOKIE, "/")):
+        response.delete_cookie(key, path=path)
+    return response

@@ -1,0 +1,90 @@
+"""Access tokens (short-lived JWTs we sign), Supabase access tokens, and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from typing import Literal
+
+import jwt
+import msgspec
+
+__all__ = [
+    "ACCESS_TTL_S", "REFRESH_TTL_S", "AccessClaims", "InvalidToken", "SupabaseClaims",
+    "decode_access_token", "decode_supabase_token", "hash_secret", "issue_access_token", "new_secret",
+]
+
+ACCESS_TTL_S = 15 * 60
+REFRESH_TTL_S = 30 * 24 * 3600
+_ISSUER = "sparring"
+_AUDIENCE = "sparring"
+_LEEWAY_S = 10
+
+
+class InvalidToken(Exception):
+    """The token is malformed, badly signed, expired or not meant for us."""
+
+
+class AccessClaims(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    role: Literal["trainee", "coach", "admin"]
+
+
+class SupabaseClaims(msgspec.Struct, frozen=True):
+    external_id: str
+    email: str | None
+
+
+def issue_access_token(claims: AccessClaims, secret: str, *, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    payload = {
+        "iss": _ISSUER, "aud": _AUDIENCE, "typ": "access", "jti": uuid.uuid4().hex,
+        "sub": str(claims.user_id), "org": str(claims.org_id), "role": claims.role,
+        "iat": issued, "exp": issued + ACCESS_TTL_S,
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def decode_access_token(token: str, secret: str) -> AccessClaims:
+    """Raises:
+        InvalidToken: for any reason the token cannot be trusted.
+    """
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=["HS256"], audience=_AUDIENCE, issuer=_ISSUER, leeway=_LEEWAY_S,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
+        if payload.get("typ") != "access":
+            raise InvalidToken("not an access token")
+        return AccessClaims(uuid.UUID(payload["sub"]), uuid.UUID(payload["org"]), payload["role"])
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+        raise InvalidToken(type(exc).__name__) from None
+
+
+def decode_supabase_token(token: str, secret: str) -> SupabaseClaims:
+    """Supabase access tokens: HS256 with the project's JWT secret, audience `authenticated`.
+
+    Raises:
+        InvalidToken: for any reason the token cannot be trusted.
+    """
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=["HS256"], audience="authenticated", leeway=_LEEWAY_S,
+            options={"require": ["exp", "sub", "aud"]},
+        )
+        return SupabaseClaims(str(payload["sub"]), payload.get("email"))
+    except (jwt.PyJWTError, KeyError) as exc:
+        raise InvalidToken(type(exc).__name__) from None
+
+
+def new_secret() -> str:
+    """A random token for refresh tokens, invite codes and CSRF tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(value: str) -> str:
+    """What the database keeps of a refresh token or invite code: never the value itself."""
+    return hashlib.sha256(value.encode()).hexdigest()

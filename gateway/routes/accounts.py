@@ -1,0 +1,141 @@
+"""Sign-up, login, token refresh and logout, and who am I."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from gateway.auth.caller import REFRESH_COOKIE, CallerDep
+from gateway.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signed_in
+from gateway.auth.tokens import hash_secret
+from gateway.errors import ApiError
+from storage import accounts
+from storage.tenancy import Tenant, set_tenant
+
+__all__ = ["login", "logout", "me", "refresh", "signup"]
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SignupIn(msgspec.Struct):
+    email: Email
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    name: Name
+    org_name: Name | None = None
+    invite_code: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class LoginIn(msgspec.Struct):
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class MeOut(msgspec.Struct):
+    user: UserOut
+    org: OrgOut
+    role: str
+
+
+_BAD_LOGIN = ApiError(401, "invalid_credentials", "wrong email or password")
+
+
+@post("/api/auth/signup", tags=["auth"], summary="Create an account (and an org, or join one by invite)")
+async def signup(request: Request, state: State, data: JSONBody[SignupIn]) -> Response[AuthOut]:
+    if (data.org_name is None) == (data.invite_code is None):
+        raise ApiError(400, "org_or_invite", "give either org_name (a new organization) or invite_code",
+                       field="org_name" if data.org_name is None else "invite_code")
+    if len(data.password) < MIN_PASSWORD_LENGTH:
+        raise ApiError(400, "weak_password", f"the password needs at least {MIN_PASSWORD_LENGTH} characters",
+                       field="password")
+    email, name = data.email.strip(), data.name.strip()
+    password_hash = await hash_password(data.password)
+    user_id = uuid.uuid4()
+    async with state.pool.acquire() as conn, conn.transaction():
+        if data.invite_code is not None:
+            invite = await accounts.claim_invite(conn, hash_secret(data.invite_code.strip()))
+            if invite is None:
+                raise ApiError(400, "invalid_invite", "this invite code is unknown, expired or used up",
+                               field="invite_code")
+            org_id, role = invite.org_id, invite.role
+            # The invite vouches for the membership; background role `system` may write it.
+            await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="system"))
+        else:
+            org_id, role = uuid.uuid4(), "admin"
+            await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="admin"))
+            await accounts.create_org(conn, org_id, data.org_name.strip())
+        try:
+            await accounts.create_user(conn, user_id, email=email, name=name, password_hash=password_hash)
+        except accounts.EmailTaken as taken:
+            raise ApiError(409, "email_taken", str(taken), field="email") from None
+        await accounts.add_membership(conn, org_id, user_id, role)
+        await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role=role))
+        account = await accounts.get_account(conn, user_id, org_id)
+        return await signed_in(request, conn, account, status_code=201)
+
+
+@post("/api/auth/login", tags=["auth"], summary="Log in with email and password", status_code=200)
+async def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[AuthOut]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        user = await accounts.login_user(conn, data.email.strip())
+        # Unknown email and wrong password do the same argon2 work and get the same answer.
+        if not await verify_password(user.password_hash if user else None, data.password):
+            raise _BAD_LOGIN
+        membership = await accounts.primary_membership(conn, user.id)
+        if membership is None:
+            raise _BAD_LOGIN
+        await set_tenant(conn, Tenant(org_id=membership[0], user_id=user.id, role=membership[1]))
+        account = await accounts.get_account(conn, user.id, membership[0])
+        return await signed_in(request, conn, account, status_code=200)
+
+
+def _refused(code: str, message: str) -> Response:
+    body = {"error": {"code": code, "message": message}}
+    return clear_cookies(Response(body, status_code=401, headers={"Cache-Control": "no-store"}))
+
+
+@post("/api/auth/refresh", tags=["auth"], summary="Rotate the refresh cookie for a new access token", status_code=200)
+async def refresh(request: Request, state: State) -> Response:
+    presented = request.cookies.get(REFRESH_COOKIE)
+    if not presented:
+        return _refused("no_refresh_token", "no refresh cookie was sent; log in again")
+    async with state.pool.acquire() as conn, conn.transaction():
+        record = await accounts.find_refresh_token(conn, hash_secret(presented))
+        if record is None:
+            return _refused("invalid_refresh_token", "the refresh token is unknown; log in again")
+        await set_tenant(conn, Tenant(org_id=record.org_id, user_id=record.user_id, role="trainee"))
+        if record.revoked_at is not None or not await accounts.mark_refresh_used(conn, record.id):
+            # A spent token came back: someone holds a copy. End every session of this login.
+            await accounts.revoke_family(conn, record.family_id)
+            return _refused("refresh_token_reused", "this session was ended for safety; log in again")
+        if record.expires_at < datetime.now(timezone.utc):
+            return _refused("refresh_token_expired", "the session expired; log in again")
+        account = await accounts.get_account(conn, record.user_id, record.org_id)
+        if account is None:
+            return _refused("account_gone", "this account no longer exists")
+        await set_tenant(conn, Tenant(org_id=account.org_id, user_id=account.user_id, role=account.role))
+        return await signed_in(request, conn, account, status_code=200, family_id=record.family_id)
+
+
+@post("/api/auth/logout", tags=["auth"], summary="End this login (revokes its refresh tokens)", status_code=204)
+async def logout(request: Request, state: State) -> Response[None]:
+    presented = request.cookies.get(REFRESH_COOKIE)
+    if presented:
+        async with state.pool.acquire() as conn, conn.transaction():
+            record = await accounts.find_refresh_token(conn, hash_secret(presented))
+            if record is not None:
+                await set_tenant(conn, Tenant(org_id=record.org_id, user_id=record.user_id, role="trainee"))
+                await accounts.revoke_family(conn, record.family_id)
+    return clear_cookies(Response(None, status_code=204))
+
+
+@get("/api/me", tags=["auth"], summary="The signed-in user, their org and role")
+async def me(caller: CallerDep) -> MeOut:
+    return MeOut(UserOut(caller.user_id, caller.email, caller.name), OrgOut(caller.org_id, caller.org_name), caller.role)

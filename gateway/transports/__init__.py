@@ -1,0 +1,1 @@
+"""Realtime transports: WebSocket endpoints (and later WebRTC)."""

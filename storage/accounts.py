@@ -1,0 +1,188 @@
+"""Organizations, users, memberships, invites and refresh tokens: the SQL behind accounts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+import msgspec
+
+from coaching.errors import SparringError
+
+__all__ = [
+    "Account", "EmailTaken", "InviteClaim", "LoginUser", "Member", "RefreshRecord", "Role",
+    "add_membership", "claim_invite", "create_invite", "create_org", "create_user", "get_account",
+    "list_members", "login_user", "mark_refresh_used", "primary_membership", "remove_member",
+    "revoke_family", "set_member_role", "store_refresh_token", "find_refresh_token", "user_by_external_id",
+    "count_admins",
+]
+
+Role = Literal["trainee", "coach", "admin"]
+
+
+class EmailTaken(SparringError):
+    """Another account already has this email (or external id)."""
+
+
+class LoginUser(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    email: str
+    password_hash: str | None
+
+
+class Account(msgspec.Struct, frozen=True):
+    """The caller as the database sees them now (role changes apply at once)."""
+
+    user_id: uuid.UUID
+    email: str
+    name: str
+    org_id: uuid.UUID
+    org_name: str
+    role: Role
+
+
+class InviteClaim(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    role: Role
+
+
+class RefreshRecord(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    family_id: uuid.UUID
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class Member(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    joined_at: datetime
+
+
+async def login_user(conn: asyncpg.Connection, email: str) -> LoginUser | None:
+    row = await conn.fetchrow("SELECT * FROM auth_user_by_email($1)", email)
+    return LoginUser(**dict(row)) if row else None
+
+
+async def user_by_external_id(conn: asyncpg.Connection, external_id: str) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT auth_user_by_external_id($1)", external_id)
+
+
+async def primary_membership(conn: asyncpg.Connection, user_id: uuid.UUID) -> tuple[uuid.UUID, Role] | None:
+    row = await conn.fetchrow("SELECT org_id, role FROM auth_primary_membership($1)", user_id)
+    return (row["org_id"], row["role"]) if row else None
+
+
+async def claim_invite(conn: asyncpg.Connection, code_hash: str) -> InviteClaim | None:
+    """Takes one use of the invite, or returns None when it is unknown, expired, revoked or used up."""
+    row = await conn.fetchrow("SELECT id, org_id, role FROM auth_claim_invite($1)", code_hash)
+    return InviteClaim(**dict(row)) if row else None
+
+
+async def create_org(conn: asyncpg.Connection, org_id: uuid.UUID, name: str) -> None:
+    await conn.execute("INSERT INTO organizations (id, name) VALUES ($1, $2)", org_id, name)
+    await conn.execute("INSERT INTO org_settings (org_id) VALUES ($1)", org_id)
+
+
+async def create_user(conn: asyncpg.Connection, user_id: uuid.UUID, *, email: str, name: str,
+                      password_hash: str | None, external_id: str | None = None) -> None:
+    """Raises:
+        EmailTaken: the email (in any case) or the external id belongs to another account.
+    """
+    try:
+        await conn.execute(
+            "INSERT INTO users (id, email, name, password_hash, external_id) VALUES ($1, $2, $3, $4, $5)",
+            user_id, email, name, password_hash, external_id,
+        )
+    except asyncpg.UniqueViolationError:
+        raise EmailTaken("an account with this email exists; log in instead") from None
+
+
+async def add_membership(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+    await conn.execute("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)", org_id, user_id, role)
+
+
+async def get_account(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID) -> Account | None:
+    row = await conn.fetchrow(
+        """
+        SELECT u.id AS user_id, u.email, u.name, o.id AS org_id, o.name AS org_name, m.role
+        FROM memberships m
+        JOIN users u ON u.id = m.user_id
+        JOIN organizations o ON o.id = m.org_id
+        WHERE m.user_id = $1 AND m.org_id = $2 AND u.deleted_at IS NULL AND o.deleted_at IS NULL
+        """,
+        user_id, org_id,
+    )
+    return Account(**dict(row)) if row else None
+
+
+async def create_invite(conn: asyncpg.Connection, *, org_id: uuid.UUID, code_hash: str, role: Role,
+                        created_by: uuid.UUID, expires_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO invites (org_id, code_hash, role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        org_id, code_hash, role, created_by, expires_at,
+    )
+
+
+async def store_refresh_token(conn: asyncpg.Connection, *, user_id: uuid.UUID, org_id: uuid.UUID,
+                              family_id: uuid.UUID, token_hash: str, expires_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (user_id, org_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        user_id, org_id, family_id, token_hash, expires_at,
+    )
+
+
+async def find_refresh_token(conn: asyncpg.Connection, token_hash: str) -> RefreshRecord | None:
+    row = await conn.fetchrow("SELECT * FROM auth_refresh_token($1)", token_hash)
+    return RefreshRecord(**dict(row)) if row else None
+
+
+async def mark_refresh_used(conn: asyncpg.Connection, token_id: uuid.UUID) -> bool:
+    """Marks a token spent; False when another request spent it first (a reuse)."""
+    status = await conn.execute(
+        "UPDATE refresh_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL", token_id
+    )
+    return status == "UPDATE 1"
+
+
+async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id
+    )
+
+
+async def list_members(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Member]:
+    rows = await conn.fetch(
+        """
+        SELECT m.user_id, u.email, u.name, m.role, m.created_at AS joined_at
+        FROM memberships m JOIN users u ON u.id = m.user_id
+        WHERE m.org_id = $1 ORDER BY m.created_at, u.email
+        """,
+        org_id,
+    )
+    return [Member(**dict(r)) for r in rows]
+
+
+async def count_admins(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
+    return await conn.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'admin'", org_id)
+
+
+async def set_member_role(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> bool:
+    status = await conn.execute(
+        "UPDATE memberships SET role = $3, updated_at = now() WHERE org_id = $1 AND user_id = $2", org_id, user_id, role
+    )
+    return status == "UPDATE 1"
+
+
+async def remove_member(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    status = await conn.execute("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+    return status == "DELETE 1"
