@@ -226,3 +226,16 @@ async def test_access_token_signed_with_the_test_secret_is_what_the_app_issues(c
     claims = jwt.decode(created["access_token"], TEST_JWT_SECRET, algorithms=["HS256"], audience="sparring")
     assert claims["sub"] == created["user"]["id"] and claims["org"] == created["org"]["id"]
     assert claims["exp"] - claims["iat"] == 900
+
+
+async def test_without_jwt_secret_every_instance_shares_the_generated_one(database_url):
+    settings = make_settings(database_url)
+    settings = type(settings)(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, "jwt_secret": None})
+    with run_asgi(serve_app(create_app(settings))) as first, run_asgi(serve_app(create_app(settings))) as second:
+        async with httpx.AsyncClient(base_url=first) as client:
+            auth = await signup(client)
+        async with httpx.AsyncClient(base_url=second) as client:
+            me = await client.get("/api/me", headers=bearer(auth))
+    assert me.status_code == 200
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(auth["access_token"], TEST_JWT_SECRET, algorithms=["HS256"], audience="sparring")
