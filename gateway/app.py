@@ -13,13 +13,14 @@ from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.auth.caller import provide_caller, provide_db
 from gateway.errors import exception_handlers
-from gateway.routes import accounts, me_data, orgs
+from gateway.routes import accounts, me_data, orgs, personas, sessions
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.resources import lifespan
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo
+from gateway.transports.live import live_session
 
 __all__ = ["create_app", "serve_app"]
 
@@ -32,7 +33,11 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             accounts.signup, accounts.login, accounts.refresh, accounts.logout, accounts.me,
             orgs.create_invite, orgs.list_members, orgs.update_member, orgs.remove_member, orgs.audit_log,
             me_data.export_data, me_data.delete_account, me_data.curriculum, me_data.complete_curriculum_module,
-            echo,
+            personas.list_personas, personas.get_persona, personas.create_persona, personas.update_persona,
+            personas.delete_persona,
+            sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
+            sessions.delete_session, sessions.recording,
+            echo, live_session,
             *extra_routes,
         ],
         # Resolved only for handlers that ask for them: `db` is the caller's tenant transaction.

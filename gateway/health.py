@@ -53,7 +53,7 @@ def _probes(state: State) -> dict[str, tuple[Probe, bool]]:
         # Fan-out and rate limits across instances live there: without it calls cannot be watched.
         probes["redis"] = (state.redis.ping, True)
     for name, client in state.llm_clients.items():
-        probes[name] = (client.models.list, name == settings.llm_provider)
+        probes[name] = (client.models.list, name == settings.llm_choice)
     if state.elevenlabs is not None:
         async def elevenlabs() -> None:
             (await state.elevenlabs.get("/v1/models")).raise_for_status()

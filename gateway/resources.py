@@ -13,6 +13,9 @@ import openai
 import redis.asyncio as aioredis
 from litestar import Litestar
 
+from coaching.persona import load_personas
+from gateway.calls.registry import CallRegistry
+from gateway.calls.services import build_call_services
 from gateway.settings import Settings
 from storage.database import connect, create_pool
 from storage.embedded import start_embedded_postgres
@@ -73,6 +76,22 @@ def _llm_clients(settings: Settings) -> dict[str, openai.AsyncOpenAI]:
     return clients
 
 
+async def _warm_up(services, loaders) -> None:
+    for load in loaders:
+        try:
+            await services.pool.run(load)
+        except Exception:
+            log.exception("loading a local model failed; calls will report it")
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Database (migrated), pool, Redis, provider clients and the JWT secret, on `app.state`."""
@@ -100,4 +119,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
                 headers={"xi-api-key": settings.elevenlabs_api_key},
             )
             stack.push_async_callback(app.state.elevenlabs.aclose)
+        app.state.personas = load_personas()
+        services = build_call_services(settings, app.state.personas, app.state.llm_clients, app.state.elevenlabs)
+        app.state.call_services = services
+        stack.callback(services.pool.close)
+        app.state.calls = CallRegistry(pool, services)
+        stack.push_async_callback(app.state.calls.shutdown)
+        # Load local models in the background so the first call does not wait for them.
+        warm = [getattr(p, "warm_up") for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
+        if warm:
+            stack.push_async_callback(_cancel, asyncio.create_task(_warm_up(services, warm)))
         yield

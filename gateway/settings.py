@@ -14,6 +14,9 @@ from coaching.errors import SparringError
 __all__ = ["ENV_VARS", "Settings", "SettingsError", "load_settings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+SttProvider = Literal["auto", "openai", "local"]
+TtsProvider = Literal["auto", "openai", "elevenlabs", "local"]
+LlmProvider = Literal["auto", "openai", "openrouter", "scripted"]
 
 
 class SettingsError(SparringError):
@@ -48,6 +51,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     elevenlabs_api_key: str | None = None
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     provider_timeout_s: float = 10.0
+    # Which provider does what; auto = the API when its key is set, else the local one.
+    stt_provider: SttProvider = "auto"
+    tts_provider: TtsProvider = "auto"
+    llm_provider: LlmProvider = "auto"
+    openai_model: str = "gpt-4o"
+    openrouter_model: str = "openai/gpt-4o"
+    inference_threads: int = 2
+    inference_queue: int = 8
+    # Live calls.
+    max_live_sessions_per_user: int = 2
+    max_call_seconds: int = 1800
+    idle_timeout_seconds: int = 60
+    resume_grace_seconds: int = 20
+    vad_silence_ms: int = 500
     # VAPI.
     vapi_private_key: str | None = None
     vapi_webhook_secret: str | None = None
@@ -61,8 +78,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.sparring_data_dir).expanduser().resolve()
 
     @property
-    def llm_provider(self) -> Literal["openrouter", "openai", "scripted"]:
-        """OpenRouter first, as the original service did, then OpenAI, else the scripted persona."""
+    def llm_choice(self) -> Literal["openrouter", "openai", "scripted"]:
+        """LLM_PROVIDER resolved: auto = OpenRouter first, as the original service did, then OpenAI,
+        else the scripted persona."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
         if self.openrouter_api_key:
             return "openrouter"
         if self.openai_api_key:
@@ -72,7 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
 
-_WORD_FIELDS = {"log_level": str.upper}
+_WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
+                "llm_provider": str.lower}
 _URL_SCHEMES = {
     "database_url": ("postgres", "postgresql"),
     "redis_url": ("redis", "rediss", "unix"),
@@ -88,6 +109,13 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_body_bytes": (1024, 1024**3),
     "provider_timeout_s": (0.1, 600),
     "sentry_traces_sample_rate": (0.0, 1.0),
+    "inference_threads": (1, 64),
+    "inference_queue": (0, 1000),
+    "max_live_sessions_per_user": (1, 100),
+    "max_call_seconds": (10, 24 * 3600),
+    "idle_timeout_seconds": (5, 24 * 3600),
+    "resume_grace_seconds": (1, 3600),
+    "vad_silence_ms": (100, 5000),
 }
 
 
@@ -123,8 +151,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         field = str(exc).rsplit("`$.", 1)[-1].rstrip("`") if "`$." in str(exc) else ""
         variable = field.upper() or "environment"
         kind = _EXPECTED.get(Settings.__annotations__.get(field, ""), str(exc).split(" - at ")[0])
-        if field == "log_level":
-            kind = f"expected one of {', '.join(LogLevel.__args__)} (any case)"
+        if field in _WORD_FIELDS:
+            choices = {"log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
+                       "llm_provider": LlmProvider}[field].__args__
+            kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
     for field, (low, high) in _RANGES.items():
         value = getattr(settings, field)

@@ -33,3 +33,17 @@ async def invite(client: httpx.AsyncClient, inviter: dict, role: str) -> str:
     response = await client.post("/api/orgs/invites", json={"role": role}, headers=bearer(inviter))
     assert response.status_code == 201, response.text
     return response.json()["code"]
+
+
+async def eventually(check, *, timeout: float = 10.0, interval: float = 0.05):
+    """Polls `check` (an async callable) until it returns a truthy value or `timeout` passes.
+    For state another process writes on its own schedule (batched event writes)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)

@@ -18,7 +18,7 @@ def test_settings_without_environment_use_the_zero_config_defaults():
     assert settings.database_url is None and settings.redis_url is None
     assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8000, "INFO")
     assert settings.data_dir == (Path.cwd() / ".sparring").resolve()
-    assert settings.llm_provider == "scripted"
+    assert settings.llm_choice == "scripted"
 
 
 @pytest.mark.parametrize("value", ["warning", "WARNING", "Warning", " warning "])

@@ -1,0 +1,1 @@
+"""Audio plumbing for calls: PCM formats, resampling, voice activity, recordings."""

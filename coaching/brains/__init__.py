@@ -1,0 +1,1 @@
+"""Persona brains: what the buyer says next. Scripted (no keys) or an LLM."""

@@ -1,0 +1,158 @@
+"""The wire protocol of a live call: server events (one tagged union) and client messages.
+
+The same Structs are sent to the rep and to watchers, cross instances, are persisted, and are
+replayed on resume. Every event but `transcript.partial` carries a per-session, gap-free `seq`,
+assigned by the call's owner (events are built with seq 0 and numbered there).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION", "AudioFormat", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
+    "ErrorEvent", "Event", "Hint", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
+    "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
+    "TranscriptPartial", "Whisper", "client_decoder", "decode_event", "encode", "event_decoder",
+]
+
+PROTOCOL_VERSION = 1
+Speaker = Literal["rep", "persona"]
+
+
+class AudioFormat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    encoding: Literal["pcm_s16le"] = "pcm_s16le"
+    sample_rate: Annotated[int, msgspec.Meta(ge=8000, le=48000)] = 16000
+    channels: Literal[1] = 1
+
+
+# --- server -> client -------------------------------------------------------------------------
+
+class _Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    session_id: str
+    ts: int  # epoch milliseconds
+
+
+class Event(_Message, frozen=True, kw_only=True):
+    """An event with a place in the session's log."""
+
+    seq: int = 0
+
+
+class SessionStarted(Event, frozen=True, kw_only=True, tag="session.started"):
+    protocol: int
+    persona_id: str
+    output_audio: AudioFormat
+    resumed: bool = False
+
+
+class TranscriptPartial(_Message, frozen=True, kw_only=True, tag="transcript.partial"):
+    """Ephemeral: no seq, never persisted or replayed."""
+
+    speaker: Speaker
+    text: str
+    start_ms: int
+
+
+class TranscriptFinal(Event, frozen=True, kw_only=True, tag="transcript.final"):
+    speaker: Speaker
+    text: str
+    start_ms: int
+    end_ms: int
+    segment_id: str
+
+
+class PersonaReplyDelta(Event, frozen=True, kw_only=True, tag="persona.reply.delta"):
+    reply_id: str
+    text: str
+
+
+class PersonaReply(Event, frozen=True, kw_only=True, tag="persona.reply"):
+    reply_id: str
+    text: str
+
+
+class PersonaAudioStart(Event, frozen=True, kw_only=True, tag="persona.audio.start"):
+    reply_id: str
+
+
+class PersonaAudioEnd(Event, frozen=True, kw_only=True, tag="persona.audio.end"):
+    reply_id: str
+    interrupted: bool
+
+
+class Hint(Event, frozen=True, kw_only=True, tag="hint"):
+    hint_id: str
+    rule: str
+    text: str
+    severity: Literal["info", "warning"] = "info"
+
+
+class Sender(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+
+
+class Whisper(Event, frozen=True, kw_only=True, tag="whisper", rename={"sender": "from"}):
+    sender: Sender
+    text: str
+
+
+class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
+    reason: str
+    duration_ms: int
+
+
+class ErrorEvent(Event, frozen=True, kw_only=True, tag="error"):
+    code: str
+    message: str
+
+
+class Pong(_Message, frozen=True, kw_only=True, tag="pong"):
+    """Ephemeral answer to a ping."""
+
+
+ServerMessage = Union[
+    SessionStarted, TranscriptPartial, TranscriptFinal, PersonaReplyDelta, PersonaReply, PersonaAudioStart,
+    PersonaAudioEnd, Hint, Whisper, SessionEnded, ErrorEvent, Pong,
+]
+
+# --- client -> server -------------------------------------------------------------------------
+
+class _Client(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False):
+    pass
+
+
+class ClientStart(_Client, frozen=True, kw_only=True, tag="start"):
+    protocol: int = PROTOCOL_VERSION
+    audio: AudioFormat = AudioFormat()
+    last_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class ClientText(_Client, frozen=True, kw_only=True, tag="text"):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class ClientEnd(_Client, frozen=True, kw_only=True, tag="end"):
+    pass
+
+
+class ClientPing(_Client, frozen=True, kw_only=True, tag="ping"):
+    pass
+
+
+ClientMessage = Union[ClientStart, ClientText, ClientEnd, ClientPing]
+
+_encoder = msgspec.json.Encoder()
+client_decoder = msgspec.json.Decoder(ClientMessage)
+event_decoder = msgspec.json.Decoder(ServerMessage)
+
+
+def encode(message: ServerMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_event(data: bytes | str) -> ServerMessage:
+    return event_decoder.decode(data)

@@ -1,0 +1,1 @@
+"""Provider clients (speech-to-text, text-to-speech, LLM), each role behind a small Protocol."""

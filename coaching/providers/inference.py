@@ -1,0 +1,51 @@
+"""The bounded thread pool every call shares for local inference (whisper, piper).
+
+CTranslate2 and ONNX Runtime release the GIL, so inference runs in threads off the event loop.
+When more work waits than the pool can finish in time, new work is refused at once
+(`Overloaded`) rather than slowing every call down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+from coaching.errors import Overloaded
+
+__all__ = ["InferencePool"]
+
+T = TypeVar("T")
+
+
+class InferencePool:
+    """Args:
+        max_workers: threads running inference at once.
+        max_waiting: jobs allowed to wait beyond the running ones before new work is shed.
+    """
+
+    def __init__(self, *, max_workers: int = 2, max_waiting: int = 8) -> None:
+        if max_workers < 1 or max_waiting < 0:
+            raise ValueError(f"max_workers must be >= 1 and max_waiting >= 0, got {max_workers}, {max_waiting}")
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="inference")
+        self._limit = max_workers + max_waiting
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        """Raises:
+            Overloaded: the pool is full; the caller should tell the user and carry on.
+        """
+        if self._in_flight >= self._limit:
+            raise Overloaded("local speech processing is at capacity; try again in a moment")
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._in_flight -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

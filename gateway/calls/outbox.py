@@ -1,0 +1,79 @@
+"""One client's outbound frames: a bounded queue and the task that drains it into the socket.
+
+A WebSocket send blocks while the client is slow; the call must never wait for that, so every
+client gets its own queue and sender task, and a client that falls too far behind is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from litestar import WebSocket
+from litestar.exceptions import WebSocketDisconnect
+
+__all__ = ["Outbox"]
+
+log = logging.getLogger(__name__)
+_CLOSE = object()
+
+
+class Outbox:
+    """Args:
+        socket: the accepted WebSocket.
+        max_frames: frames allowed to wait; past that the client is closed (1013, resume later).
+    """
+
+    def __init__(self, socket: WebSocket, *, max_frames: int = 4000) -> None:
+        self.socket = socket
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._max_frames = max_frames
+        self._task = asyncio.create_task(self._run())
+        self.closed = False
+
+    def send_text(self, data: bytes) -> None:
+        self._put(("text", data))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._put(("bytes", data))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes after everything queued so far has been sent."""
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait((_CLOSE, (code, reason)))
+
+    def _put(self, item: tuple[str, bytes]) -> None:
+        if self.closed:
+            return
+        if self._queue.qsize() >= self._max_frames:
+            self.closed = True
+            self._queue.put_nowait((_CLOSE, (1013, "too far behind; reconnect with last_seq to resume")))
+            return
+        self._queue.put_nowait(item)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                kind, data = await self._queue.get()
+                if kind is _CLOSE:
+                    code, reason = data
+                    await self.socket.close(code, reason)
+                    return
+                if kind == "text":
+                    await self.socket.send_text(data.decode())
+                else:
+                    await self.socket.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.closed = True  # the client went away; the receive loop notices too
+
+    async def drain(self) -> None:
+        """Waits until the sender is done (after `close`)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 10)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
+
+    def cancel(self) -> None:
+        self.closed = True
+        self._task.cancel()

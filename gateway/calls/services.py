@@ -1,0 +1,88 @@
+"""What a live call needs from the process: providers chosen once from settings, and the limits."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import msgspec
+import openai
+
+from coaching.brains.base import Brain
+from coaching.brains.llm import LlmBackend, LlmBrain
+from coaching.brains.scripted import ScriptedBrain
+from coaching.call import CallOptions
+from coaching.persona import Persona
+from coaching.providers.inference import InferencePool
+from coaching.providers.stt.base import SpeechToText
+from coaching.providers.stt.local import WhisperSTT
+from coaching.providers.stt.openai import OpenAISTT
+from coaching.providers.tts.base import TextToSpeech
+from coaching.providers.tts.elevenlabs import ElevenLabsTTS
+from coaching.providers.tts.openai import OpenAITTS
+from coaching.providers.tts.piper import PiperTTS
+from gateway.settings import Settings, SettingsError
+
+__all__ = ["CallLimits", "CallServices", "build_call_services"]
+
+log = logging.getLogger(__name__)
+
+
+class CallLimits(msgspec.Struct, frozen=True, kw_only=True):
+    max_live_per_user: int = 2
+    max_call_s: float = 1800
+    idle_s: float = 60
+    resume_grace_s: float = 20
+    max_frame_ms: int = 100
+
+
+class CallServices(msgspec.Struct, kw_only=True):
+    personas: dict[str, Persona]
+    stt: SpeechToText
+    tts: TextToSpeech
+    brain: Brain
+    pool: InferencePool
+    options: CallOptions
+    limits: CallLimits
+    providers: dict[str, str]
+
+
+def build_call_services(settings: Settings, personas: dict[str, Persona], llm_clients: dict[str, openai.AsyncOpenAI],
+                        elevenlabs: httpx.AsyncClient | None) -> CallServices:
+    """Chooses STT, TTS and the persona brain (`auto`: the API when its key is set, else local)."""
+    pool = InferencePool(max_workers=settings.inference_threads, max_waiting=settings.inference_queue)
+    stt_choice = settings.stt_provider
+    if stt_choice == "auto":
+        stt_choice = "openai" if "openai" in llm_clients else "local"
+    if stt_choice == "openai" and "openai" not in llm_clients:
+        raise SettingsError("STT_PROVIDER", "openai needs OPENAI_API_KEY")
+    stt: SpeechToText = OpenAISTT(llm_clients["openai"]) if stt_choice == "openai" else WhisperSTT(pool)
+
+    tts_choice = settings.tts_provider
+    if tts_choice == "auto":
+        tts_choice = "elevenlabs" if elevenlabs else "openai" if "openai" in llm_clients else "local"
+    if tts_choice == "elevenlabs" and elevenlabs is None:
+        raise SettingsError("TTS_PROVIDER", "elevenlabs needs ELEVENLABS_API_KEY")
+    if tts_choice == "openai" and "openai" not in llm_clients:
+        raise SettingsError("TTS_PROVIDER", "openai needs OPENAI_API_KEY")
+    tts: TextToSpeech = (ElevenLabsTTS(elevenlabs) if tts_choice == "elevenlabs"
+                         else OpenAITTS(llm_clients["openai"]) if tts_choice == "openai" else PiperTTS(pool))
+
+    llm_choice = settings.llm_choice
+    if llm_choice in ("openai", "openrouter") and llm_choice not in llm_clients:
+        raise SettingsError("LLM_PROVIDER", f"{llm_choice} needs {llm_choice.upper()}_API_KEY")
+    brain: Brain
+    if llm_choice == "scripted":
+        brain = ScriptedBrain()
+    else:
+        order = [llm_choice] + [name for name in ("openrouter", "openai") if name != llm_choice and name in llm_clients]
+        models = {"openrouter": settings.openrouter_model, "openai": settings.openai_model}
+        brain = LlmBrain([LlmBackend(name, llm_clients[name], models[name]) for name in order])
+    limits = CallLimits(
+        max_live_per_user=settings.max_live_sessions_per_user, max_call_s=settings.max_call_seconds,
+        idle_s=settings.idle_timeout_seconds, resume_grace_s=settings.resume_grace_seconds,
+    )
+    providers = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice}
+    log.info("call providers chosen", extra=providers)
+    return CallServices(personas=personas, stt=stt, tts=tts, brain=brain, pool=pool,
+                        options=CallOptions(silence_ms=settings.vad_silence_ms), limits=limits, providers=providers)

@@ -1,0 +1,103 @@
+"""Personas: the built-in library (read-only) plus the org's own (coaches and admins write)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
+
+from coaching.persona import Persona, PersonaFileError, parse_persona
+from gateway.auth.caller import CallerDep, TenantDb, require_role
+from gateway.errors import ApiError
+from storage import personas as store
+
+__all__ = ["create_persona", "delete_persona", "get_persona", "list_personas", "resolve_persona", "update_persona"]
+
+
+class PersonaOut(msgspec.Struct):
+    persona: Persona
+    built_in: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.persona.to_dict(), "built_in": self.built_in}
+
+
+class PersonaList(msgspec.Struct):
+    items: list[dict[str, Any]]
+
+
+def _built_ins(request: Request) -> dict[str, Persona]:
+    return request.app.state.personas
+
+
+def _validate(data: dict[str, Any]) -> Persona:
+    try:
+        return parse_persona(data, source="persona")
+    except PersonaFileError as exc:
+        message = str(exc).removeprefix("persona: ")
+        field = re.search(r"at `\$\.([^`]+)`", message)
+        raise ApiError(400, "invalid_persona", message.split(" - at ")[0],
+                       field=field.group(1) if field else None) from None
+
+
+async def resolve_persona(request: Request, db: asyncpg.Connection, persona_id: str) -> tuple[Persona, bool] | None:
+    """A built-in persona, or one of the caller's org's (row-level security hides others')."""
+    if persona_id in _built_ins(request):
+        return _built_ins(request)[persona_id], True
+    spec = await store.get_org_persona(db, persona_id)
+    return (parse_persona(spec, source=persona_id), False) if spec else None
+
+
+@get("/api/personas", tags=["personas"], summary="Built-in and your organization's personas")
+async def list_personas(request: Request, caller: CallerDep, db: TenantDb) -> PersonaList:
+    items = [PersonaOut(p, True).to_json() for p in _built_ins(request).values()]
+    items += [PersonaOut(parse_persona(spec, source=spec.get("id", "?")), False).to_json()
+              for spec in await store.list_org_personas(db, caller.org_id)]
+    return PersonaList(items)
+
+
+@get("/api/personas/{persona_id:str}", tags=["personas"], summary="One persona")
+async def get_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str]) -> dict[str, Any]:
+    found = await resolve_persona(request, db, persona_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no persona {persona_id!r}")
+    return PersonaOut(*found).to_json()
+
+
+@post("/api/personas", tags=["personas"], summary="Add a persona to your organization (coach, admin)")
+async def create_persona(request: Request, caller: CallerDep, db: TenantDb,
+                         data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+    require_role(caller, "coach", "admin")
+    slug = re.sub(r"[^a-z0-9]+", "-", str(data.get("name", "persona")).lower()).strip("-")[:40] or "persona"
+    persona = _validate({**data, "id": f"{slug}-{secrets.token_hex(3)}"})
+    await store.create_persona(db, org_id=caller.org_id, spec=persona.to_dict(), created_by=caller.user_id)
+    return PersonaOut(persona, False).to_json()
+
+
+@patch("/api/personas/{persona_id:str}", tags=["personas"], summary="Change one of your organization's personas")
+async def update_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
+                         data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+    require_role(caller, "coach", "admin")
+    if persona_id in _built_ins(request):
+        raise ApiError(403, "built_in_persona", "built-in personas are read-only; create your own instead")
+    spec = await store.get_org_persona(db, persona_id)
+    if spec is None:
+        raise ApiError(404, "not_found", f"no persona {persona_id!r}")
+    persona = _validate({**spec, **data, "id": persona_id})
+    await store.update_persona(db, persona_id, persona.to_dict())
+    return PersonaOut(persona, False).to_json()
+
+
+@delete("/api/personas/{persona_id:str}", tags=["personas"], summary="Remove one of your organization's personas",
+        status_code=204)
+async def delete_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str]) -> None:
+    require_role(caller, "coach", "admin")
+    if persona_id in _built_ins(request):
+        raise ApiError(403, "built_in_persona", "built-in personas are read-only")
+    if not await store.delete_persona(db, persona_id):
+        raise ApiError(404, "not_found", f"no persona {persona_id!r}")

@@ -1,0 +1,165 @@
+"""Practice sessions: create one, list and read them (with transcript and events), delete, recording."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, AsyncIterator, Literal
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.params import FromPath, JSONBody, Parameter
+from litestar.response import Stream
+
+from coaching.audio.recording import RECORDING_CONTENT_TYPE
+from coaching.events import decode_event
+from gateway.auth.caller import CallerDep, TenantDb
+from gateway.errors import ApiError
+from gateway.routes.personas import resolve_persona
+from storage import sessions as store
+from storage.blobs import BlobNotFound, get_blob, read_blob
+
+__all__ = ["create_session", "delete_session", "get_session", "list_session_events", "list_sessions", "recording"]
+
+
+class SessionIn(msgspec.Struct):
+    persona_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    transport: Literal["websocket", "webrtc", "vapi"] = "websocket"
+
+
+class SessionOut(msgspec.Struct):
+    id: uuid.UUID
+    persona_id: str
+    persona_name: str
+    status: str
+    transport: str
+    ws_url: str
+    user_id: uuid.UUID
+    rep_name: str | None
+    end_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    has_recording: bool
+
+
+class Segment(msgspec.Struct):
+    segment_id: str
+    speaker: str
+    text: str
+    start_ms: int
+    end_ms: int
+    seq: int | None
+
+
+class SessionDetail(SessionOut):
+    persona: dict[str, Any]
+    transcript: list[Segment]
+
+
+class SessionPage(msgspec.Struct):
+    items: list[SessionOut]
+    next_before: datetime | None
+
+
+class EventPage(msgspec.Struct):
+    items: list[dict[str, Any]]
+
+
+def _out(row: store.SessionRow) -> dict[str, Any]:
+    return dict(
+        id=row.id, persona_id=row.persona_id, persona_name=row.persona_snapshot.get("name", row.persona_id),
+        status=row.status, transport=row.transport, ws_url=f"/ws/sessions/{row.id}", user_id=row.user_id,
+        rep_name=row.rep_name, end_reason=row.end_reason, created_at=row.created_at, started_at=row.started_at,
+        ended_at=row.ended_at, has_recording=row.recording_blob_id is not None,
+    )
+
+
+async def _visible(db, session_id: uuid.UUID) -> store.SessionRow:
+    row = await store.get_session(db, session_id)
+    if row is None:  # absent, deleted, or another org's / another trainee's: all look the same
+        raise ApiError(404, "not_found", "no such session")
+    return row
+
+
+@post("/api/sessions", tags=["sessions"], summary="Create a practice session with a persona")
+async def create_session(request: Request, caller: CallerDep, db: TenantDb, data: JSONBody[SessionIn]) -> SessionOut:
+    found = await resolve_persona(request, db, data.persona_id)
+    if found is None:
+        raise ApiError(400, "unknown_persona", f"there is no persona {data.persona_id!r}", field="persona_id")
+    row = await store.create_session(db, org_id=caller.org_id, user_id=caller.user_id, persona_id=data.persona_id,
+                                     persona_snapshot=found[0].to_dict(), transport=data.transport)
+    return SessionOut(**_out(row))
+
+
+@get("/api/sessions", tags=["sessions"], summary="Sessions, newest first (trainees: their own; coaches: the org's)")
+async def list_sessions(
+    caller: CallerDep, db: TenantDb,
+    status: Literal["created", "live", "ended"] | None = None,
+    persona_id: str | None = None,
+    user_id: uuid.UUID | None = None,
+    before: datetime | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+) -> SessionPage:
+    rows = await store.list_sessions(db, status=status, user_id=user_id, persona_id=persona_id, limit=limit,
+                                     before=before)
+    items = [SessionOut(**_out(r)) for r in rows]
+    return SessionPage(items, items[-1].created_at if len(items) == limit else None)
+
+
+@get("/api/sessions/{session_id:uuid}", tags=["sessions"], summary="One session with its transcript")
+async def get_session(caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> SessionDetail:
+    row = await _visible(db, session_id)
+    transcript = [Segment(**msgspec.structs.asdict(s)) for s in await store.list_transcript(db, session_id)]
+    return SessionDetail(**_out(row), persona=row.persona_snapshot, transcript=transcript)
+
+
+@get("/api/sessions/{session_id:uuid}/events", tags=["sessions"], summary="The session's events in seq order")
+async def list_session_events(
+    caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID],
+    after_seq: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> EventPage:
+    await _visible(db, session_id)
+    rows = await store.list_events(db, session_id, after_seq=after_seq, limit=limit)
+    return EventPage([msgspec.to_builtins(decode_event(r.payload)) for r in rows])
+
+
+@delete("/api/sessions/{session_id:uuid}", tags=["sessions"], summary="Delete a session (soft)", status_code=204)
+async def delete_session(request: Request, caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> None:
+    row = await _visible(db, session_id)
+    if row.user_id != caller.user_id and caller.role != "admin":
+        raise ApiError(403, "forbidden", "only the rep or an admin can delete a session")
+    call = request.app.state.calls.get(str(session_id))
+    if call is not None:
+        await call.end("deleted")
+    await store.soft_delete_session(db, session_id)
+
+
+def _wav_header(data_bytes: int, *, rate: int = 16000, channels: int = 2) -> bytes:
+    byte_rate = rate * channels * 2
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, channels, rate, byte_rate, channels * 2, 16) + b"data" + struct.pack("<I", data_bytes))
+
+
+@get("/api/sessions/{session_id:uuid}/recording", tags=["sessions"],
+     summary="The call's audio as WAV: rep left, persona right")
+async def recording(request: Request, caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> Stream:
+    row = await _visible(db, session_id)
+    if row.recording_blob_id is None:
+        raise ApiError(404, "no_recording", "this session has no recording")
+    try:
+        blob = await get_blob(db, row.recording_blob_id)
+    except BlobNotFound:
+        raise ApiError(404, "no_recording", "this session has no recording") from None
+    if blob.content_type != RECORDING_CONTENT_TYPE:
+        raise ApiError(404, "no_recording", "this session has no playable recording")
+    pool, tenant = request.app.state.pool, caller.tenant
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _wav_header(blob.size_bytes)
+        async for chunk in read_blob(pool, tenant, blob.id):
+            yield chunk
+
+    return Stream(body(), media_type="audio/wav", headers={"Content-Length": str(44 + blob.size_bytes)})

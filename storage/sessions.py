@@ -1,0 +1,167 @@
+"""Practice sessions and their durable event log: the SQL behind the live call and its history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal, Sequence
+
+import asyncpg
+import msgspec
+
+__all__ = [
+    "EventRow", "SegmentRow", "SessionRow", "append_events", "count_live_sessions", "create_session",
+    "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
+    "set_recording", "soft_delete_session", "start_session", "touch_session", "recording_enabled",
+]
+
+Status = Literal["created", "live", "ended"]
+
+
+class SessionRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    persona_id: str
+    persona_snapshot: dict[str, Any]
+    transport: str
+    status: Status
+    end_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_activity_at: datetime | None
+    recording_blob_id: uuid.UUID | None
+    rep_name: str | None = None
+
+
+class EventRow(msgspec.Struct, frozen=True):
+    seq: int
+    type: str
+    payload: bytes  # the event's JSON exactly as sent
+
+
+class SegmentRow(msgspec.Struct, frozen=True):
+    segment_id: str
+    speaker: str
+    text: str
+    start_ms: int
+    end_ms: int
+    seq: int | None
+
+
+_COLUMNS = """s.id, s.org_id, s.user_id, s.persona_id, s.persona_snapshot::text, s.transport, s.status, s.end_reason,
+              s.created_at, s.started_at, s.ended_at, s.last_activity_at, s.recording_blob_id, u.name AS rep_name"""
+
+
+def _session(row: asyncpg.Record) -> SessionRow:
+    values = dict(row)
+    values["persona_snapshot"] = msgspec.json.decode(values["persona_snapshot"])
+    return SessionRow(**values)
+
+
+async def create_session(conn: asyncpg.Connection, *, org_id: uuid.UUID, user_id: uuid.UUID, persona_id: str,
+                         persona_snapshot: dict[str, Any], transport: str = "websocket") -> SessionRow:
+    session_id = await conn.fetchval(
+        "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, transport)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
+        org_id, user_id, persona_id, msgspec.json.encode(persona_snapshot).decode(), transport,
+    )
+    return await get_session(conn, session_id)
+
+
+async def get_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> SessionRow | None:
+    """The session if the tenant may see it and it is not deleted."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM roleplay_sessions s LEFT JOIN users u ON u.id = s.user_id"
+        " WHERE s.id = $1 AND s.deleted_at IS NULL", session_id)
+    return _session(row) if row else None
+
+
+async def list_sessions(conn: asyncpg.Connection, *, status: Status | None, user_id: uuid.UUID | None,
+                        persona_id: str | None, limit: int, before: datetime | None) -> list[SessionRow]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM roleplay_sessions s LEFT JOIN users u ON u.id = s.user_id
+        WHERE s.deleted_at IS NULL AND ($1::text IS NULL OR s.status = $1) AND ($2::uuid IS NULL OR s.user_id = $2)
+          AND ($3::text IS NULL OR s.persona_id = $3) AND ($4::timestamptz IS NULL OR s.created_at < $4)
+        ORDER BY s.created_at DESC LIMIT $5
+        """,
+        status, user_id, persona_id, before, limit,
+    )
+    return [_session(r) for r in rows]
+
+
+async def soft_delete_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
+    status = await conn.execute(
+        "UPDATE roleplay_sessions SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL", session_id)
+    return status == "UPDATE 1"
+
+
+async def count_live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1 AND status = 'live' AND id <> $2"
+        " AND deleted_at IS NULL", user_id, excluding)
+
+
+async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
+    """created -> live; False when it was not `created` any more (another socket won)."""
+    status = await conn.execute(
+        "UPDATE roleplay_sessions SET status = 'live', started_at = now(), last_activity_at = now()"
+        " WHERE id = $1 AND status = 'created'", session_id)
+    return status == "UPDATE 1"
+
+
+async def touch_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = $1", session_id)
+
+
+async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE roleplay_sessions SET status = 'ended', end_reason = $2, ended_at = now()"
+        " WHERE id = $1 AND status <> 'ended'", session_id, reason)
+
+
+async def set_recording(conn: asyncpg.Connection, session_id: uuid.UUID, blob_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE roleplay_sessions SET recording_blob_id = $2 WHERE id = $1", session_id, blob_id)
+
+
+async def recording_enabled(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
+    value = await conn.fetchval("SELECT settings ->> 'recording' FROM org_settings WHERE org_id = $1", org_id)
+    return value != "false"
+
+
+async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID, session_id: uuid.UUID,
+                        events: Sequence[EventRow], segments: Sequence[SegmentRow]) -> None:
+    """Appends events (and the transcript segments of finals) in one go; replays of rows already
+    written are ignored, so a retried batch is harmless."""
+    await conn.executemany(
+        "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
+        " ON CONFLICT (session_id, seq) DO NOTHING",
+        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for e in events],
+    )
+    if segments:
+        await conn.executemany(
+            "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL"
+            " DO NOTHING",
+            [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq) for s in segments],
+        )
+
+
+async def list_events(conn: asyncpg.Connection, session_id: uuid.UUID, *, after_seq: int, limit: int) -> list[EventRow]:
+    rows = await conn.fetch(
+        "SELECT seq, type, payload::text AS payload FROM session_events WHERE session_id = $1 AND seq > $2"
+        " ORDER BY seq LIMIT $3", session_id, after_seq, limit)
+    return [EventRow(r["seq"], r["type"], r["payload"].encode()) for r in rows]
+
+
+async def max_seq(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
+    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id)
+
+
+async def list_transcript(conn: asyncpg.Connection, session_id: uuid.UUID) -> list[SegmentRow]:
+    rows = await conn.fetch(
+        "SELECT segment_id, speaker, text, start_ms, end_ms, seq FROM transcript_segments WHERE session_id = $1"
+        " ORDER BY coalesce(seq, 0), start_ms, id", session_id)
+    return [SegmentRow(**dict(r)) for r in rows]
