@@ -1,27 +1,82 @@
-"""An in-process stand-in for an OpenAI-compatible API (OpenAI, OpenRouter), speaking its HTTP protocol."""
+"""An in-process stand-in for an OpenAI-compatible API (OpenAI, OpenRouter), speaking its HTTP
+protocol: model listing, streaming chat completions (SSE), speech synthesis (raw PCM)."""
 
 from __future__ import annotations
 
+import json
+import math
+import struct
+import time
 from dataclasses import dataclass, field
+from typing import AsyncIterator
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, post
+from litestar.response import Stream
 
 
 @dataclass
 class FakeOpenAI:
-    """Controls what the fake answers; `requests` records (method, path, auth header) per call."""
+    """Controls what the fake answers. `reply` is streamed word by word as chat deltas; `requests`
+    records (method, path, authorization) per call and `chats` the request bodies of completions."""
 
     failing: bool = False
+    reply: str = "Sure. Tell me more about it."
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    chats: list[dict] = field(default_factory=list)
+
+    def _record(self, request: Request) -> None:
+        self.requests.append((request.method, request.url.path, request.headers.get("authorization")))
+
+    def _failure(self) -> Response:
+        return Response({"error": {"message": "upstream down", "type": "server_error"}}, status_code=500)
 
     def app(self) -> Litestar:
         fake = self
 
         @get("/v1/models")
         async def models(request: Request) -> Response:
-            fake.requests.append((request.method, request.url.path, request.headers.get("authorization")))
+            fake._record(request)
             if fake.failing:
-                return Response({"error": {"message": "upstream down", "type": "server_error"}}, status_code=500)
+                return fake._failure()
             return Response({"object": "list", "data": [{"id": "gpt-4o", "object": "model", "owned_by": "openai"}]})
 
-        return Litestar([models], logging_config=None)
+        @post("/v1/chat/completions")
+        async def chat(request: Request) -> Response | Stream:
+            fake._record(request)
+            body = await request.json()
+            fake.chats.append(body)
+            if fake.failing:
+                return fake._failure()
+
+            async def sse() -> AsyncIterator[bytes]:
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body["model"]}
+                first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                              "finish_reason": None}]}
+                yield f"data: {json.dumps(first)}\n\n".encode()
+                for word in fake.reply.split(" "):
+                    chunk = {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+                done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                yield f"data: {json.dumps(done)}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+
+            return Stream(sse(), media_type="text/event-stream")
+
+        @post("/v1/audio/speech")
+        async def speech(request: Request) -> Response | Stream:
+            fake._record(request)
+            body = await request.json()
+            if fake.failing:
+                return fake._failure()
+            seconds = max(0.3, len(body["input"]) * 0.06)  # about 16 characters a second
+            samples = [int(8000 * math.sin(2 * math.pi * 220 * i / 24000)) for i in range(int(24000 * seconds))]
+            pcm = struct.pack(f"<{len(samples)}h", *samples)
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for i in range(0, len(pcm), 9600):
+                    yield pcm[i:i + 9600]
+
+            return Stream(chunks(), media_type="audio/pcm")
+
+        return Litestar([models, chat, speech], logging_config=None)

@@ -1,0 +1,68 @@
+"""Pure pieces of the call: turn detection, resampling, the recording, barge-in text, the breaker."""
+
+import numpy as np
+import pytest
+
+from coaching.audio.pcm import Resampler, rms_dbfs
+from coaching.audio.recording import StereoRecorder
+from coaching.audio.vad import TurnDetector
+from coaching.call import spoken_prefix
+from coaching.providers.breaker import CircuitBreaker
+from tests.fixtures.speech import silence, speech_pcm
+
+
+def test_turn_detector_finds_speech_onset_and_end_after_the_silence_window():
+    detector = TurnDetector(silence_ms=500)
+    speech = speech_pcm("Hello there, how are you doing today?")
+    events = detector.feed(silence(400) + speech + silence(700))
+    assert [kind for kind, _ in events] == ["speech_start", "speech_end"]
+    start_ms, end_ms = events[0][1], events[1][1]
+    assert 300 <= start_ms <= 700
+    assert end_ms - start_ms == pytest.approx(len(speech) / 32, abs=400)
+
+
+def test_turn_detector_stays_quiet_on_silence_and_rejects_bad_options():
+    assert TurnDetector().feed(silence(2000)) == []
+    with pytest.raises(ValueError, match="silence_ms.*aggressiveness"):
+        TurnDetector(silence_ms=5, aggressiveness=7)
+
+
+def test_resampler_keeps_duration_and_loudness_in_chunks():
+    tone = (np.sin(2 * np.pi * 440 * np.arange(48000) / 48000) * 10000).astype(np.int16).tobytes()
+    resampler = Resampler(48000, 16000)
+    out = b"".join(resampler.feed(tone[i:i + 1920]) for i in range(0, len(tone), 1920)) + resampler.feed(b"", last=True)
+    assert len(out) // 2 == pytest.approx(16000, abs=40)
+    assert rms_dbfs(out) == pytest.approx(rms_dbfs(tone), abs=0.5)
+
+
+def test_recorder_puts_rep_left_and_persona_right_on_the_reps_clock():
+    recorder = StereoRecorder()
+    recorder.persona(np.full(300, 7, dtype=np.int16).tobytes())
+    stereo = np.frombuffer(recorder.rep(np.full(200, 3, dtype=np.int16).tobytes()), dtype=np.int16).reshape(-1, 2)
+    assert (stereo[:, 0] == 3).all() and (stereo[:, 1] == 7).all()
+    tail = np.frombuffer(recorder.flush(), dtype=np.int16).reshape(-1, 2)
+    assert tail.shape == (100, 2) and (tail[:, 0] == 0).all() and (tail[:, 1] == 7).all()
+
+
+def test_spoken_prefix_keeps_whole_sentences_then_words_heard():
+    sentences = [("First sentence here.", 1000.0), ("Second one has six words.", 2000.0)]
+    assert spoken_prefix(sentences, 0) == ""
+    assert spoken_prefix(sentences, 1000) == "First sentence here."
+    assert spoken_prefix(sentences, 2000) == "First sentence here. Second one"
+    assert spoken_prefix(sentences, 5000) == "First sentence here. Second one has six words."
+
+
+def test_breaker_opens_after_failures_and_half_opens_after_the_pause():
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=2, reset_after_s=10, clock=lambda: now[0])
+    breaker.record_failure()
+    assert breaker.allow()
+    breaker.record_failure()
+    assert (breaker.state, breaker.allow()) == ("open", False)
+    now[0] = 10.0
+    assert breaker.state == "half_open" and breaker.allow()
+    breaker.record_failure()  # the trial failed: open again
+    assert breaker.state == "open"
+    now[0] = 25.0
+    breaker.record_success()
+    assert breaker.state == "closed"
