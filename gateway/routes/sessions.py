@@ -9,7 +9,7 @@ from typing import Annotated, Any, AsyncIterator, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 
 from coaching.audio.recording import RECORDING_CONTENT_TYPE
@@ -96,10 +96,10 @@ async def create_session(request: Request, caller: CallerDep, db: TenantDb, data
 @get("/api/sessions", tags=["sessions"], summary="Sessions, newest first (trainees: their own; coaches: the org's)")
 async def list_sessions(
     caller: CallerDep, db: TenantDb,
-    status: Literal["created", "live", "ended"] | None = None,
-    persona_id: str | None = None,
-    user_id: uuid.UUID | None = None,
-    before: datetime | None = None,
+    status: FromQuery[Literal["created", "live", "ended"] | None] = None,
+    persona_id: FromQuery[str | None] = None,
+    user_id: FromQuery[uuid.UUID | None] = None,
+    before: FromQuery[datetime | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
 ) -> SessionPage:
     rows = await store.list_sessions(db, status=status, user_id=user_id, persona_id=persona_id, limit=limit,

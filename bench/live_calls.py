@@ -1,0 +1,255 @@
+"""Load benchmark for live calls and the /ws/echo socket.
+
+    .venv/bin/python bench/live_calls.py [--quick]
+
+Starts the gateway in its own process pinned to CPU 0 (embedded Postgres), and drives it from
+this process pinned to CPU 1 (uvloop): N concurrent real-time calls with fake remote providers of
+fixed latency (speech-to-text and speech 150 ms each, scripted persona), one call with the local
+providers, and N echo sockets sending 20 ms frames in real time. Prints every number it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import fake_providers  # noqa: E402
+from tests.fixtures.speech import silence, speech_pcm  # noqa: E402
+from tests.servers import run_asgi  # noqa: E402
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
+
+
+class Gateway:
+    """`sparring serve` in its own process, pinned to one core."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "WARNING",
+                    "JWT_SECRET": "bench-" + "x" * 40, "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
+                    "MAX_LIVE_SESSIONS_PER_USER": "100", **env}
+
+    def __enter__(self) -> "Gateway":
+        self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.sched_setaffinity(self.proc.pid, {SERVER_CPU})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.ps = psutil.Process(self.proc.pid)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(60)
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def cpu_s(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+
+async def make_reps(url: str, count: int) -> list[tuple[str, str]]:
+    """(access_token, session_id) for `count` calls, all in one org."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        admin = (await client.post("/api/auth/signup", json={"email": f"bench-{time.time_ns()}@example.com",
+                                                             "password": "correct horse battery", "name": "Bench",
+                                                             "org_name": "Bench"})).json()
+        token = admin["access_token"]
+        sessions = []
+        for _ in range(count):
+            created = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                                        headers={"Authorization": f"Bearer {token}"})
+            sessions.append((token, created.json()["id"]))
+        return sessions
+
+
+async def one_call(url: str, token: str, session_id: str, utterance: bytes, turns: int, results: dict) -> None:
+    """A rep who talks in real time: waits out the greeting, then asks `turns` questions, timing
+    each from the end of their speech to the persona's first audio byte."""
+    from websockets.asyncio.client import connect
+
+    ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
+    async with connect(ws_url, max_size=None) as ws:
+        await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
+        state = {"speech_end": None, "audio_ends": 0}
+        first_audio = asyncio.Event()
+
+        async def reader():
+            async for frame in ws:
+                if isinstance(frame, bytes):
+                    if state["speech_end"] is not None:
+                        results["v2v_ms"].append((time.perf_counter() - state["speech_end"]) * 1000)
+                        state["speech_end"] = None
+                        first_audio.set()
+                elif '"persona.audio.end"' in frame:
+                    state["audio_ends"] += 1
+
+        task = asyncio.create_task(reader())
+        frame_bytes = 3200  # 100 ms frames
+        quiet = silence(100)
+        started = time.perf_counter()
+
+        async def send_realtime(pcm: bytes) -> None:
+            nonlocal started
+            for i in range(0, len(pcm), frame_bytes):
+                started += 0.1
+                await asyncio.sleep(max(0, started - time.perf_counter()))
+                await ws.send(pcm[i:i + frame_bytes])
+
+        while state["audio_ends"] < 1:  # the greeting
+            await send_realtime(quiet)
+        for _ in range(turns):
+            first_audio.clear()
+            ends_before = state["audio_ends"]
+            await send_realtime(utterance)
+            state["speech_end"] = time.perf_counter()
+            while state["audio_ends"] == ends_before:
+                await send_realtime(quiet)
+        await ws.send('{"type":"end"}')
+        task.cancel()
+
+
+async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
+    sessions = await make_reps(url, n)
+    results = {"v2v_ms": []}
+    await asyncio.gather(*(one_call(url, t, s, utterance, turns, results) for t, s in sessions),
+                         return_exceptions=False)
+    return results
+
+
+async def echo_round(url: str, token: str, n: int, seconds: float) -> list[float]:
+    from websockets.asyncio.client import connect
+
+    rtts: list[float] = []
+    payload = b"\x00" * 632
+
+    async def one() -> None:
+        async with connect(url.replace("http://", "ws://") + f"/ws/echo?token={token}") as ws:
+            pending: dict[int, float] = {}
+
+            async def reader():
+                async for frame in ws:
+                    seq = int.from_bytes(frame[:8], "little")
+                    rtts.append((time.perf_counter() - pending.pop(seq)) * 1000)
+
+            task = asyncio.create_task(reader())
+            start = time.perf_counter()
+            for seq in range(int(seconds * 50)):
+                await asyncio.sleep(max(0, start + seq * 0.02 - time.perf_counter()))
+                pending[seq] = time.perf_counter()
+                await ws.send(seq.to_bytes(8, "little") + payload)
+            await asyncio.sleep(0.5)
+            task.cancel()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return rtts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
+    args = parser.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        print("(uvloop not installed: pip install -e '.[bench]')")
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    utterance = silence(200) + speech_pcm("How does your month end close process work today?")
+    print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}")
+
+    with run_asgi(fake_providers.app()) as fake_url:
+        env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
+               "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted"}
+        provider_ms = 500 + fake_providers.STT_LATENCY_S * 1000 + fake_providers.TTS_LATENCY_S * 1000
+        print(f"\n== live calls, fake remote providers (VAD silence 500 ms + STT 150 ms + TTS 150 ms = {provider_ms:.0f} ms floor)")
+        print(f"{'calls':>6} {'v2v p50':>9} {'v2v p95':>9} {'added p95':>10} {'srv CPU':>8} {'MB/call':>8} {'client CPU':>10}")
+        baseline_p95 = None
+        sizes = [10, 50] if args.quick else [10, 50, 100, 200, 300]
+        for n in sizes:
+            with Gateway(env) as gw:
+                rss0, cpu0, ccpu0, t0 = gw.rss_mb(), gw.cpu_s(), time.process_time(), time.perf_counter()
+                peak = {"rss": rss0}
+
+                async def sample():
+                    while True:
+                        peak["rss"] = max(peak["rss"], gw.rss_mb())
+                        await asyncio.sleep(0.5)
+
+                async def run():
+                    sampler = asyncio.create_task(sample())
+                    try:
+                        return await calls_round(gw.url, n, utterance, turns=2)
+                    finally:
+                        sampler.cancel()
+
+                res = asyncio.run(run())
+                wall = time.perf_counter() - t0
+                cpu = (gw.cpu_s() - cpu0) / wall * 100
+                ccpu = (time.process_time() - ccpu0) / wall * 100
+                p50, p95 = pct(res["v2v_ms"], 50), pct(res["v2v_ms"], 95)
+                baseline_p95 = baseline_p95 or p95
+                flag = "  <- p95 +50% over 10 calls" if p95 > baseline_p95 * 1.5 else ""
+                print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
+                      f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
+
+    print("\n== one call, local providers (faster-whisper tiny.en, Piper, scripted persona)")
+    with Gateway({"STT_PROVIDER": "local", "TTS_PROVIDER": "local", "LLM_PROVIDER": "scripted"}) as gw:
+        time.sleep(5)  # models warm up in the background after start
+        res = asyncio.run(calls_round(gw.url, 1, utterance, turns=3))
+        print(f"voice-to-voice: {', '.join(f'{v:.0f} ms' for v in res['v2v_ms'])} "
+              f"(p50 {pct(res['v2v_ms'], 50):.0f} ms, 500 ms end-of-turn silence included)")
+        for n in ([2] if args.quick else [2, 4, 6]):
+            res = asyncio.run(calls_round(gw.url, n, utterance, turns=1))
+            print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, "
+                  f"p95 {pct(res['v2v_ms'], 95):.0f} ms")
+
+    print("\n== /ws/echo round trip, 20 ms frames in real time")
+    print(f"{'sockets':>8} {'p50':>8} {'p95':>8} {'p99':>8} {'frames':>8} {'srv CPU':>8} {'client CPU':>10}")
+    with Gateway({}) as gw:
+        token = asyncio.run(make_reps(gw.url, 1))[0][0]
+        for n in ([50, 200] if args.quick else [50, 100, 200, 400]):
+            cpu0, ccpu0, t0 = gw.cpu_s(), time.process_time(), time.perf_counter()
+            rtts = asyncio.run(echo_round(gw.url, token, n, seconds=5 if args.quick else 10))
+            wall = time.perf_counter() - t0
+            print(f"{n:>8} {pct(rtts, 50):>6.1f}ms {pct(rtts, 95):>6.1f}ms {pct(rtts, 99):>6.1f}ms {len(rtts):>8} "
+                  f"{(gw.cpu_s() - cpu0) / wall * 100:>7.0f}% {(time.process_time() - ccpu0) / wall * 100:>9.0f}%")
+
+
+if __name__ == "__main__":
+    main()
