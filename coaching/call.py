@@ -41,6 +41,10 @@ __all__ = ["OUTPUT_RATE", "CallOptions", "CallPipeline", "spoken_prefix"]
 OUTPUT_RATE = 24000  # persona audio to clients: 24 kHz mono PCM16
 _CHUNK_MS = 100
 _SENTENCE = re.compile(r"(.+?[.!?]+)(?:\s+|$)", re.S)
+# The rep has paused this long inside a turn: transcribe what they said so far, speculatively, so
+# the final is (usually) ready when the turn ends instead of starting then.
+_SPECULATE_AFTER_MS = 200
+_FIRST_CLAUSE_CHARS = 60
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +62,15 @@ class CallOptions(msgspec.Struct, frozen=True, kw_only=True):
     partial_interval_ms: int = 500
     audio_lead_ms: int = 300
     preroll_ms: int = 300
+
+
+def first_audio_chunks(sentence: str) -> list[str]:
+    """Splits a long opening sentence at its first comma, so its first words are synthesized
+    (and heard) sooner."""
+    cut = sentence.find(", ", 20)
+    if len(sentence) > _FIRST_CLAUSE_CHARS and 0 < cut < len(sentence) - 15:
+        return [sentence[: cut + 1], sentence[cut + 2:]]
+    return [sentence]
 
 
 def spoken_prefix(sentences: Sequence[tuple[str, float]], heard_ms: float) -> str:
@@ -111,6 +124,7 @@ class CallPipeline:
         self._utterance_start_ms = 0
         self._partial_at = 0
         self._partial_task: asyncio.Task | None = None
+        self._speculation: tuple[int, asyncio.Future] | None = None
         self._turns: asyncio.Queue = asyncio.Queue()
         self._reply_task: asyncio.Task | None = None
         self._speech: _Speech | None = None
@@ -168,12 +182,23 @@ class CallPipeline:
                 self._partial_at = len(self._utterance)
             elif kind == "speech_end" and self._utterance is not None:
                 utterance, start_ms = bytes(self._utterance), self._utterance_start_ms
+                speculation, self._speculation = self._speculation, None
                 self._utterance = None
-                self._queue_turn(self._final(utterance, start_ms, self.now_ms() - self._options.silence_ms))
+                self._queue_turn(self._final(utterance, start_ms, self.now_ms() - self._options.silence_ms,
+                                             speculation[1] if speculation else None))
         if self._utterance is not None:
             self._utterance += pcm16k
-            self._on_activity()
-            self._maybe_partial()
+            silent_ms = self._vad.silent_ms
+            if silent_ms == 0:
+                self._on_activity()
+                if self._speculation is not None:  # the rep went on talking: that guess is stale
+                    self._speculation[1].add_done_callback(_ignore_result)
+                    self._speculation = None
+                self._maybe_partial()
+            elif silent_ms >= _SPECULATE_AFTER_MS and self._stt.supports_partials and self._speculation is None:
+                voiced_end = len(self._utterance) - silent_ms * PIPELINE_RATE * 2 // 1000
+                self._speculation = (voiced_end, asyncio.ensure_future(
+                    self._stt.transcribe(bytes(self._utterance[:voiced_end]))))
         self._preroll += pcm16k
         del self._preroll[: max(0, len(self._preroll) - frame_bytes(PIPELINE_RATE, self._options.preroll_ms))]
 
@@ -210,8 +235,12 @@ class CallPipeline:
             await self._emit(TranscriptPartial(session_id=self.session_id, ts=0, speaker="rep", text=text,
                                                start_ms=start_ms))
 
-    async def _final(self, pcm: bytes, start_ms: int, end_ms: int) -> tuple[str, int, int]:
+    async def _final(self, pcm: bytes, start_ms: int, end_ms: int,
+                     speculation: asyncio.Future | None = None) -> tuple[str, int, int]:
         try:
+            if speculation is not None:
+                # Started when the rep paused; nothing was said since, so it is the final.
+                return await speculation, start_ms, end_ms
             return await self._stt.transcribe(pcm), start_ms, end_ms
         except (Overloaded, ProviderUnavailable) as exc:
             await self._error(exc)
@@ -264,6 +293,7 @@ class CallPipeline:
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(speech, sentences))
         reply = None
+        queued = 0
         try:
             buffered = ""
             if fixed is not None:
@@ -276,10 +306,10 @@ class CallPipeline:
                 await self._emit(PersonaReplyDelta(session_id=self.session_id, ts=0, reply_id=speech.reply_id, text=delta))
                 buffered += delta
                 while (match := _SENTENCE.match(buffered)) is not None:
-                    sentences.put_nowait(match.group(1).strip())
+                    queued = self._queue_speech(sentences, match.group(1).strip(), queued)
                     buffered = buffered[match.end():]
             if buffered.strip():
-                sentences.put_nowait(buffered.strip())
+                self._queue_speech(sentences, buffered.strip(), queued)
             sentences.put_nowait(None)
             speech.reply_sent = True
             await self._emit(PersonaReply(session_id=self.session_id, ts=0, reply_id=speech.reply_id, text=speech.text.strip()))
@@ -303,6 +333,12 @@ class CallPipeline:
             await self._error(exc)
         finally:
             self._speech = None
+
+    @staticmethod
+    def _queue_speech(sentences: asyncio.Queue, sentence: str, queued: int) -> int:
+        for chunk in first_audio_chunks(sentence) if queued == 0 else [sentence]:
+            sentences.put_nowait(chunk)
+        return queued + 1
 
     async def _interrupted(self, speech: _Speech) -> None:
         heard_ms = 0.0
@@ -371,6 +407,11 @@ async def _aiter(source):
     else:
         for item in source:
             yield item
+
+
+def _ignore_result(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so an abandoned guess that failed is not reported
 
 
 async def _quietly(task: asyncio.Task) -> None:

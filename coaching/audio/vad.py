@@ -45,6 +45,11 @@ class TurnDetector:
         self.speaking = False
         self.position_ms = 0  # audio time consumed so far
 
+    @property
+    def silent_ms(self) -> int:
+        """How long the rep has been silent within their current turn (0 while not in a turn)."""
+        return self._silent_run * FRAME_MS if self.speaking else 0
+
     def feed(self, pcm: bytes) -> list[tuple[VadEvent, int]]:
         """Feeds PCM of any length; returns the events it completes, each with its audio time in ms."""
         self._buffer += pcm
