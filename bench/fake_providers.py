@@ -38,3 +38,13 @@ def app() -> Litestar:
         return Stream(chunks(), media_type="audio/pcm")
 
     return Litestar([transcriptions, speech], logging_config=None)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    import uvicorn
+
+    os.sched_setaffinity(0, {int(sys.argv[2]) if len(sys.argv) > 2 else 1})
+    uvicorn.run(app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)

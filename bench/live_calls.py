@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -30,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench import fake_providers  # noqa: E402
 from tests.fixtures.speech import silence, speech_pcm  # noqa: E402
-from tests.servers import run_asgi  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 
@@ -39,6 +39,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def breakdown(rows: list[dict]) -> str:
+    parts = []
+    for key in ("total_ms", "stt_ms", "brain_ms", "tts_ms"):
+        values = [r[key] for r in rows]
+        parts.append(f"{key.removesuffix('_ms')} {pct(values, 50):.0f}/{pct(values, 95):.0f}")
+    return ", ".join(parts) + f" ms ({len(rows)} turns)"
 
 
 def pct(values, p):
@@ -52,14 +60,15 @@ class Gateway:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "WARNING",
+        self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
                     "JWT_SECRET": "bench-" + "x" * 40, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
                     "MAX_LIVE_SESSIONS_PER_USER": "100", **env}
 
     def __enter__(self) -> "Gateway":
+        self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
         os.sched_setaffinity(self.proc.pid, {SERVER_CPU})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -74,6 +83,14 @@ class Gateway:
     def __exit__(self, *exc) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(60)
+
+    def turn_latencies(self) -> list[dict]:
+        """The gateway's own per-turn breakdown (its `turn latency` log lines)."""
+        rows = []
+        for line in Path(self.log.name).read_text().splitlines():
+            if '"turn latency"' in line:
+                rows.append(json.loads(line))
+        return rows
 
     def rss_mb(self) -> float:
         return self.ps.memory_info().rss / 2**20
@@ -98,10 +115,15 @@ async def make_reps(url: str, count: int) -> list[tuple[str, str]]:
         return sessions
 
 
-async def one_call(url: str, token: str, session_id: str, utterance: bytes, turns: int, results: dict) -> None:
+async def one_call(url: str, token: str, session_id: str, utterance: bytes, turns: int, results: dict,
+                   delay_s: float = 0.0) -> None:
     """A rep who talks in real time: waits out the greeting, then asks `turns` questions, timing
-    each from the end of their speech to the persona's first audio byte."""
+    each from the end of their speech to the persona's first audio byte. Calls start `delay_s`
+    apart, as real calls do, rather than all speaking in the same instant."""
     from websockets.asyncio.client import connect
+
+    await asyncio.sleep(delay_s)
+    from websockets.exceptions import ConnectionClosed
 
     ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
     async with connect(ws_url, max_size=None) as ws:
@@ -110,6 +132,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
         first_audio = asyncio.Event()
 
         async def reader():
+          try:
             async for frame in ws:
                 if isinstance(frame, bytes):
                     if state["speech_end"] is not None:
@@ -118,6 +141,8 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                         first_audio.set()
                 elif '"persona.audio.end"' in frame:
                     state["audio_ends"] += 1
+          except ConnectionClosed:
+            pass
 
         task = asyncio.create_task(reader())
         frame_bytes = 3200  # 100 ms frames
@@ -147,25 +172,32 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
 async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
     sessions = await make_reps(url, n)
     results = {"v2v_ms": []}
-    await asyncio.gather(*(one_call(url, t, s, utterance, turns, results) for t, s in sessions),
-                         return_exceptions=False)
+    await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
+                           for i, (t, s) in enumerate(sessions)))
     return results
 
 
 async def echo_round(url: str, token: str, n: int, seconds: float) -> list[float]:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     rtts: list[float] = []
     payload = b"\x00" * 632
 
     async def one() -> None:
         async with connect(url.replace("http://", "ws://") + f"/ws/echo?token={token}") as ws:
+            # Measure the steady state: start once the socket is authenticated and echoing.
+            await ws.send('{"type":"ping"}')
+            await ws.recv()
             pending: dict[int, float] = {}
 
             async def reader():
-                async for frame in ws:
-                    seq = int.from_bytes(frame[:8], "little")
-                    rtts.append((time.perf_counter() - pending.pop(seq)) * 1000)
+                try:
+                    async for frame in ws:
+                        seq = int.from_bytes(frame[:8], "little")
+                        rtts.append((time.perf_counter() - pending.pop(seq)) * 1000)
+                except ConnectionClosed:
+                    pass
 
             task = asyncio.create_task(reader())
             start = time.perf_counter()
@@ -178,6 +210,28 @@ async def echo_round(url: str, token: str, n: int, seconds: float) -> list[float
 
     await asyncio.gather(*(one() for _ in range(n)))
     return rtts
+
+
+class fake_provider_process:
+    """The fake providers in their own process (on the load generator's core), so their latency
+    is theirs and not the load generator's."""
+
+    def __enter__(self) -> str:
+        port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.fake_providers", str(port), str(CLIENT_CPU)],
+                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.post(url + "/v1/audio/transcriptions", content=b"", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return url
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def main() -> None:
@@ -193,7 +247,7 @@ def main() -> None:
     utterance = silence(200) + speech_pcm("How does your month end close process work today?")
     print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}")
 
-    with run_asgi(fake_providers.app()) as fake_url:
+    with fake_provider_process() as fake_url:
         env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
                "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted"}
         provider_ms = 500 + fake_providers.STT_LATENCY_S * 1000 + fake_providers.TTS_LATENCY_S * 1000
@@ -227,6 +281,7 @@ def main() -> None:
                 flag = "  <- p95 +50% over 10 calls" if p95 > baseline_p95 * 1.5 else ""
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
+                print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))
 
     print("\n== one call, local providers (faster-whisper tiny.en, Piper, scripted persona)")
     with Gateway({"STT_PROVIDER": "local", "TTS_PROVIDER": "local", "LLM_PROVIDER": "scripted"}) as gw:
@@ -234,6 +289,7 @@ def main() -> None:
         res = asyncio.run(calls_round(gw.url, 1, utterance, turns=3))
         print(f"voice-to-voice: {', '.join(f'{v:.0f} ms' for v in res['v2v_ms'])} "
               f"(p50 {pct(res['v2v_ms'], 50):.0f} ms, 500 ms end-of-turn silence included)")
+        print("server-side p50/p95: " + breakdown(gw.turn_latencies()))
         for n in ([2] if args.quick else [2, 4, 6]):
             res = asyncio.run(calls_round(gw.url, n, utterance, turns=1))
             print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, "

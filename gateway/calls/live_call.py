@@ -23,6 +23,7 @@ from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
     PROTOCOL_VERSION, AudioFormat, Event, ServerMessage, SessionEnded, SessionStarted, TranscriptFinal, encode,
 )
+from coaching.latency import LatencyObserver
 from coaching.persona import Persona
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallServices
@@ -74,6 +75,8 @@ class LiveCall:
         self._recorder = StereoRecorder()
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
+        self._latency = LatencyObserver(call_started_ms=int((time.time() - elapsed_s) * 1000),
+                                        silence_ms=services.options.silence_ms)
         self.pipeline = CallPipeline(
             session_id=self.session_id, persona=persona, brain=services.brain, stt=services.stt, tts=services.tts,
             emit=self.publish, send_audio=self._send_audio, on_end=self._end_soon, history=history,
@@ -138,6 +141,8 @@ class LiveCall:
             self._writer.add(EventRow(self._seq, message.__struct_config__.tag, frame), segment)
         else:
             frame = encode(message)
+        if (latency := self._latency.observe(message)) is not None:
+            log.info("turn latency", extra={"session_id": self.session_id, **msgspec.structs.asdict(latency)})
         if self.rep is not None:
             self.rep.send_text(frame)
         for watcher in self.watchers:

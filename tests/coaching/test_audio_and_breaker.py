@@ -66,3 +66,16 @@ def test_breaker_opens_after_failures_and_half_opens_after_the_pause():
     now[0] = 25.0
     breaker.record_success()
     assert breaker.state == "closed"
+
+
+def test_latency_observer_splits_a_turn_into_its_parts():
+    from coaching.events import PersonaAudioStart, PersonaReplyDelta, TranscriptFinal
+    from coaching.latency import LatencyObserver, TurnLatency
+
+    observer = LatencyObserver(call_started_ms=1_000_000, silence_ms=500)
+    final = TranscriptFinal(session_id="s", ts=1_010_700, speaker="rep", text="hi", start_ms=8000, end_ms=10000,
+                            segment_id="rep-1")
+    assert observer.observe(final) is None
+    assert observer.observe(PersonaReplyDelta(session_id="s", ts=1_010_710, reply_id="r", text="Hi")) is None
+    latency = observer.observe(PersonaAudioStart(session_id="s", ts=1_010_900, reply_id="r"))
+    assert latency == TurnLatency(total_ms=900, detect_ms=500, stt_ms=200, brain_ms=10, tts_ms=190)
