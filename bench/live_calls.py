@@ -63,7 +63,7 @@ class Gateway:
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
                     "JWT_SECRET": "bench-" + "x" * 40, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
-                    "MAX_LIVE_SESSIONS_PER_USER": "100", **env}
+                    "MAX_LIVE_SESSIONS_PER_USER": "10000", **env}
 
     def __enter__(self) -> "Gateway":
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
@@ -172,8 +172,9 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
 async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
     sessions = await make_reps(url, n)
     results = {"v2v_ms": []}
-    await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
-                           for i, (t, s) in enumerate(sessions)))
+    outcomes = await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
+                                      for i, (t, s) in enumerate(sessions)), return_exceptions=True)
+    results["failed"] = sum(1 for o in outcomes if isinstance(o, BaseException))
     return results
 
 
@@ -279,6 +280,8 @@ def main() -> None:
                 p50, p95 = pct(res["v2v_ms"], 50), pct(res["v2v_ms"], 95)
                 baseline_p95 = baseline_p95 or p95
                 flag = "  <- p95 +50% over 10 calls" if p95 > baseline_p95 * 1.5 else ""
+                if res["failed"]:
+                    flag += f"  ({res['failed']} calls failed)"
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))

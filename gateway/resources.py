@@ -19,6 +19,7 @@ from gateway.calls.services import build_call_services
 from gateway.settings import Settings
 from storage.database import connect, create_pool
 from storage.embedded import start_embedded_postgres
+from storage.event_writer import EventWriter
 from storage.instance_secrets import get_or_create_secret
 from storage.migrate import migrate
 
@@ -123,7 +124,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = build_call_services(settings, app.state.personas, app.state.llm_clients, app.state.elevenlabs)
         app.state.call_services = services
         stack.callback(services.pool.close)
-        app.state.calls = CallRegistry(pool, services)
+        writer = await stack.enter_async_context(EventWriter(pool))
+        app.state.calls = CallRegistry(pool, services, writer)
         stack.push_async_callback(app.state.calls.shutdown)
         # Load local models in the background so the first call does not wait for them.
         warm = [getattr(p, "warm_up") for p in (services.stt, services.tts) if hasattr(p, "warm_up")]

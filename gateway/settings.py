@@ -111,7 +111,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "sentry_traces_sample_rate": (0.0, 1.0),
     "inference_threads": (1, 64),
     "inference_queue": (0, 1000),
-    "max_live_sessions_per_user": (1, 100),
+    "max_live_sessions_per_user": (1, 100_000),
     "max_call_seconds": (10, 24 * 3600),
     "idle_timeout_seconds": (5, 24 * 3600),
     "resume_grace_seconds": (1, 3600),

@@ -1,14 +1,20 @@
-"""Appends one call's events to Postgres in order, in batches, off the call's hot path."""
+"""Appends every live call's events to Postgres in order, in batches, off the calls' hot path.
+
+One writer per process: each flush writes all pending events of all calls, one transaction per
+organization (three statements), instead of a transaction per call. At a hundred calls that is
+the difference between thousands of round trips a second and a few dozen.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections import defaultdict
 
 import asyncpg
 
-from storage.sessions import EventRow, SegmentRow, append_events, touch_session
+from storage.sessions import EventRow, SegmentRow, append_events
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["EventWriter"]
@@ -17,48 +23,62 @@ log = logging.getLogger(__name__)
 
 
 class EventWriter:
-    """Batches events and writes them at most `flush_ms` after they were added; a failed write is
-    retried with the same rows (inserts are idempotent), so nothing acknowledged is dropped.
+    """Writes each event at most `flush_ms` after it was added; a failed write is retried with the
+    same rows (inserts are idempotent), so nothing acknowledged is dropped.
 
     Args:
         pool: the app pool.
-        tenant: the org the session belongs to (background role `system`).
-        session_id: the call.
         flush_ms: the longest an event waits before it is written.
     """
 
-    def __init__(self, pool: asyncpg.Pool, tenant: Tenant, session_id: uuid.UUID, *, flush_ms: int = 250) -> None:
-        self._pool, self._tenant, self._session_id, self._flush_s = pool, tenant, session_id, flush_ms / 1000
-        self._events: list[EventRow] = []
-        self._segments: list[SegmentRow] = []
+    def __init__(self, pool: asyncpg.Pool, *, flush_ms: int = 250) -> None:
+        self._pool, self._flush_s = pool, flush_ms / 1000
+        self._events: dict[uuid.UUID, list[tuple[uuid.UUID, EventRow]]] = defaultdict(list)
+        self._segments: dict[uuid.UUID, list[tuple[uuid.UUID, SegmentRow]]] = defaultdict(list)
         self._wake = asyncio.Event()
-        self._closing = False
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
-        self.persisted_seq = 0
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"event-writer-{self._session_id}")
+    async def __aenter__(self) -> "EventWriter":
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+        return self
 
-    def add(self, event: EventRow, segment: SegmentRow | None = None) -> None:
-        self._events.append(event)
+    async def __aexit__(self, *exc) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+    def add(self, org_id: uuid.UUID, session_id: uuid.UUID, event: EventRow, segment: SegmentRow | None = None) -> None:
+        self._events[org_id].append((session_id, event))
         if segment is not None:
-            self._segments.append(segment)
+            self._segments[org_id].append((session_id, segment))
         self._wake.set()
 
-    async def _flush(self) -> None:
-        events, segments = self._events, self._segments
-        if not events and not segments:
-            return
-        self._events, self._segments = [], []
-        try:
-            async with tenant_tx(self._pool, self._tenant) as conn:
-                await append_events(conn, self._tenant.org_id, self._session_id, events, segments)
-                await touch_session(conn, self._session_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
-            # Put them back in front; the next round retries (inserts ignore rows already there).
-            self._events, self._segments = events + self._events, segments + self._segments
-            raise
-        self.persisted_seq = max(self.persisted_seq, events[-1].seq if events else 0)
+    async def flush(self) -> None:
+        """Writes everything pending now (calls use it when they end).
+
+        Raises:
+            asyncpg.PostgresError, OSError: the write failed; the rows stay pending.
+        """
+        async with self._lock:
+            events, segments = self._events, self._segments
+            self._events, self._segments = defaultdict(list), defaultdict(list)
+            failed: Exception | None = None
+            for org_id in list(events):
+                try:
+                    async with tenant_tx(self._pool, Tenant(org_id=org_id, role="system")) as conn:
+                        await append_events(conn, org_id, events[org_id], segments.get(org_id, []))
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                    # Back in front of anything added meanwhile, for the next round.
+                    self._events[org_id][:0] = events[org_id]
+                    self._segments[org_id][:0] = segments.get(org_id, [])
+                    failed = exc
+            if failed is not None:
+                raise failed
 
     async def _run(self) -> None:
         backoff = 0.25
@@ -67,24 +87,10 @@ class EventWriter:
             self._wake.clear()
             await asyncio.sleep(self._flush_s)
             try:
-                await self._flush()
+                await self.flush()
                 backoff = 0.25
             except Exception as exc:
-                log.warning("event write failed; retrying", extra={"session_id": str(self._session_id),
-                                                                   "error": type(exc).__name__})
+                log.warning("event write failed; retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5)
                 self._wake.set()
-            if self._closing and not self._events:
-                return
-
-    async def close(self) -> None:
-        """Writes everything still pending, then stops."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 30)
-            except asyncio.TimeoutError:
-                self._task.cancel()
-        await self._flush()

@@ -12,7 +12,7 @@ import msgspec
 __all__ = [
     "EventRow", "SegmentRow", "SessionRow", "append_events", "count_live_sessions", "create_session",
     "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
-    "set_recording", "soft_delete_session", "start_session", "touch_session", "recording_enabled",
+    "set_recording", "soft_delete_session", "start_session", "recording_enabled",
 ]
 
 Status = Literal["created", "live", "ended"]
@@ -112,10 +112,6 @@ async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool
     return status == "UPDATE 1"
 
 
-async def touch_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
-    await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = $1", session_id)
-
-
 async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> None:
     await conn.execute(
         "UPDATE roleplay_sessions SET status = 'ended', end_reason = $2, ended_at = now()"
@@ -131,22 +127,26 @@ async def recording_enabled(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool
     return value != "false"
 
 
-async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID, session_id: uuid.UUID,
-                        events: Sequence[EventRow], segments: Sequence[SegmentRow]) -> None:
-    """Appends events (and the transcript segments of finals) in one go; replays of rows already
-    written are ignored, so a retried batch is harmless."""
+async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
+                        events: Sequence[tuple[uuid.UUID, EventRow]],
+                        segments: Sequence[tuple[uuid.UUID, SegmentRow]]) -> None:
+    """Appends events (and the transcript segments of finals) of one org's calls in one go, and
+    marks those calls active; rows already written are ignored, so a retried batch is harmless."""
     await conn.executemany(
         "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
         " ON CONFLICT (session_id, seq) DO NOTHING",
-        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for e in events],
+        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for session_id, e in events],
     )
     if segments:
         await conn.executemany(
             "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL"
             " DO NOTHING",
-            [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq) for s in segments],
+            [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq)
+             for session_id, s in segments],
         )
+    await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
+                       list({session_id for session_id, _ in events}))
 
 
 async def list_events(conn: asyncpg.Connection, session_id: uuid.UUID, *, after_seq: int, limit: int) -> list[EventRow]:

@@ -44,6 +44,7 @@ class LiveCall:
         persona: the persona snapshot the call uses.
         services: providers and limits.
         pool: the app pool.
+        writer: the process's event writer.
         last_seq: the highest seq already in the log (0 for a new call).
         history: the conversation so far (rebuilt from events when a call resumes here).
         elapsed_s: how long the call has been running already.
@@ -52,7 +53,7 @@ class LiveCall:
     """
 
     def __init__(self, *, session: SessionRow, persona: Persona, services: CallServices, pool: asyncpg.Pool,
-                 last_seq: int, history: list[Turn], elapsed_s: float, record: bool,
+                 writer: EventWriter, last_seq: int, history: list[Turn], elapsed_s: float, record: bool,
                  on_closed: Callable[["LiveCall"], None]) -> None:
         self.session = session
         self.session_id = str(session.id)
@@ -61,7 +62,7 @@ class LiveCall:
         self._services, self._pool, self._on_closed = services, pool, on_closed
         self._seq = last_seq
         self._log: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=_MEMORY_EVENTS)
-        self._writer = EventWriter(pool, self.tenant, session.id)
+        self._writer = writer
         self._started = time.monotonic() - elapsed_s
         self._last_activity = time.monotonic()
         self.rep: Outbox | None = None
@@ -87,7 +88,6 @@ class LiveCall:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def open(self, *, input_rate_hz: int, greet: bool) -> None:
-        self._writer.start()
         if self._record:
             self._tasks.append(asyncio.create_task(self._write_recording(), name=f"recording-{self.session_id}"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name=f"watchdog-{self.session_id}"))
@@ -138,7 +138,8 @@ class LiveCall:
                 segment = SegmentRow(message.segment_id, message.speaker, message.text, message.start_ms,
                                      message.end_ms, message.seq)
                 self._activity()
-            self._writer.add(EventRow(self._seq, message.__struct_config__.tag, frame), segment)
+            self._writer.add(self.session.org_id, self.session.id,
+                             EventRow(self._seq, message.__struct_config__.tag, frame), segment)
         else:
             frame = encode(message)
         if (latency := self._latency.observe(message)) is not None:
@@ -240,7 +241,7 @@ class LiveCall:
         await self.publish(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
         self._sealed = True
         try:
-            await self._writer.close()
+            await self._writer.flush()
             async with tenant_tx(self._pool, self.tenant) as conn:
                 await end_session(conn, self.session.id, reason)
         except Exception:
@@ -268,7 +269,6 @@ class LiveCall:
         for task in [self._grace, *self._tasks]:
             if task is not None and not task.get_name().startswith("recording"):
                 task.cancel()
-        await self._writer.close()
         await self._finish_recording()
         for outbox in [self.rep, *self.watchers]:
             if outbox is not None:

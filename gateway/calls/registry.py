@@ -19,6 +19,7 @@ from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallServices
 from storage import sessions
+from storage.event_writer import EventWriter
 from storage.tenancy import tenant_tx
 
 __all__ = ["CallRefused", "CallRegistry", "as_sent"]
@@ -35,8 +36,8 @@ class CallRefused(Exception):
 
 
 class CallRegistry:
-    def __init__(self, pool: asyncpg.Pool, services: CallServices) -> None:
-        self._pool, self._services = pool, services
+    def __init__(self, pool: asyncpg.Pool, services: CallServices, writer: EventWriter) -> None:
+        self._pool, self._services, self._writer = pool, services, writer
         self._calls: dict[str, LiveCall] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -88,7 +89,7 @@ class CallRegistry:
             elapsed = 0.0 if fresh or current.started_at is None else (
                 datetime.now(timezone.utc) - current.started_at).total_seconds()
             call = LiveCall(
-                session=current, persona=persona, services=self._services, pool=self._pool,
+                session=current, persona=persona, services=self._services, pool=self._pool, writer=self._writer,
                 last_seq=events[-1].seq if events else 0, history=history, elapsed_s=elapsed, record=record,
                 on_closed=self._closed,
             )

@@ -56,7 +56,10 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
         stt_choice = "openai" if "openai" in llm_clients else "local"
     if stt_choice == "openai" and "openai" not in llm_clients:
         raise SettingsError("STT_PROVIDER", "openai needs OPENAI_API_KEY")
-    stt: SpeechToText = OpenAISTT(llm_clients["openai"]) if stt_choice == "openai" else WhisperSTT(pool)
+    # Transcribing or speaking a sentence again is safe: the SDK retries those; the brain is not
+    # retried (its breaker moves on to the fallback instead).
+    speech_client = llm_clients["openai"].with_options(max_retries=2) if "openai" in llm_clients else None
+    stt: SpeechToText = OpenAISTT(speech_client) if stt_choice == "openai" else WhisperSTT(pool)
 
     tts_choice = settings.tts_provider
     if tts_choice == "auto":
@@ -66,7 +69,7 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
     if tts_choice == "openai" and "openai" not in llm_clients:
         raise SettingsError("TTS_PROVIDER", "openai needs OPENAI_API_KEY")
     tts: TextToSpeech = (ElevenLabsTTS(elevenlabs) if tts_choice == "elevenlabs"
-                         else OpenAITTS(llm_clients["openai"]) if tts_choice == "openai" else PiperTTS(pool))
+                         else OpenAITTS(speech_client) if tts_choice == "openai" else PiperTTS(pool))
 
     llm_choice = settings.llm_choice
     if llm_choice in ("openai", "openrouter") and llm_choice not in llm_clients:

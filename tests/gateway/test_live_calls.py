@@ -230,3 +230,23 @@ async def test_an_ended_call_cannot_be_rejoined(base_url, client, rep):
     again = await LiveClient(base_url, session_id, rep["access_token"]).open()
     code, reason = await again.wait_closed()
     assert code == 4410 and "ended" in reason
+
+
+async def test_org_that_turned_recording_off_gets_no_recording(base_url, client, module_database_url):
+    import asyncpg
+
+    admin = await signup(client)
+    db = await asyncpg.connect(module_database_url)
+    try:
+        await db.execute("UPDATE org_settings SET settings = settings || '{\"recording\": false}' WHERE org_id = $1",
+                         uuid.UUID(admin["org"]["id"]))
+    finally:
+        await db.close()
+    session_id, call = await open_call(base_url, client, admin)
+    await call.stream(silence(1000), speed=4)
+    await call.send({"type": "end"})
+    await call.wait_closed()
+    detail = (await client.get(f"/api/sessions/{session_id}", headers=bearer(admin))).json()
+    assert detail["has_recording"] is False
+    response = await client.get(f"/api/sessions/{session_id}/recording", headers=bearer(admin))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "no_recording"

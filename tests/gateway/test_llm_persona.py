@@ -94,3 +94,19 @@ async def test_openai_speech_is_streamed_to_the_rep(module_database_url, fakes):
         speech = [r for r in fakes["openai"].requests if r[1] == "/v1/audio/speech"]
         assert speech and speech[-1][2] == "Bearer sk-test"
         await call.close()
+
+
+async def test_elevenlabs_speaks_with_the_personas_voice_id(module_database_url):
+    from tests.fakes.elevenlabs_server import FakeElevenLabs
+
+    fake = FakeElevenLabs()
+    with run_asgi(fake.app()) as eleven_url:
+        settings = make_settings(module_database_url, elevenlabs_api_key="el-test", elevenlabs_base_url=eleven_url,
+                                 llm_provider="scripted", stt_provider="local")
+        with run_asgi(serve_app(create_app(settings))) as url:
+            call = await start_call(url)
+            assert sum(call.audio.values()) > 24000 * 2, "the greeting came through ElevenLabs"
+            await call.close()
+    request = fake.requests[0]
+    assert request["voice_id"] == "pNInz6obpgDQGcFmaJgB"  # skeptical-cfo's voice in its persona file
+    assert request["output_format"] == "pcm_24000" and request["text"].startswith("Dana Whitfield")
