@@ -4,12 +4,10 @@ speech synthesis (a tone) and streaming chat. Runs in the load generator's proce
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import struct
-import time
 
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, post
 from litestar.response import Stream
 
 STT_LATENCY_S = 0.150
@@ -19,13 +17,13 @@ _TONE = struct.pack("<4800h", *(int(6000 * math.sin(2 * math.pi * 220 * i / 2400
 
 
 def app() -> Litestar:
-    @post("/v1/audio/transcriptions")
+    @post("/v1/audio/transcriptions", status_code=200)
     async def transcriptions(request: Request) -> dict:
         await request.body()
         await asyncio.sleep(STT_LATENCY_S)
         return {"text": TRANSCRIPT}
 
-    @post("/v1/audio/speech")
+    @post("/v1/audio/speech", status_code=200)
     async def speech(request: Request) -> Stream:
         body = await request.json()
         seconds = max(0.5, len(body["input"]) * 0.06)

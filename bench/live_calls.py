@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,6 +177,47 @@ async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
     return results
 
 
+async def barge_in_round(url: str, utterance: bytes, rounds: int) -> list[tuple[float, int]]:
+    """Talks over the persona's greeting: time from the first speech frame sent to
+    `persona.audio.end {interrupted: true}`, and persona audio bytes received after that."""
+    from websockets.asyncio.client import connect
+
+    out = []
+    for token, session_id in await make_reps(url, rounds):
+        ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
+        async with connect(ws_url, max_size=None) as ws:
+            await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
+            while True:
+                frame = await ws.recv()
+                if isinstance(frame, str) and '"persona.audio.start"' in frame:
+                    break
+            await asyncio.sleep(0.4)
+            speech = utterance[6400:]  # skip the leading silence: speech from the first frame
+            first_sent = time.perf_counter()
+            stop = asyncio.Event()
+            stats = {"after": 0, "reaction": None}
+
+            async def reader():
+                async for frame in ws:
+                    if isinstance(frame, bytes):
+                        if stats["reaction"] is not None:
+                            stats["after"] += len(frame)
+                    elif '"persona.audio.end"' in frame and '"interrupted":true' in frame:
+                        stats["reaction"] = (time.perf_counter() - first_sent) * 1000
+                        stop.set()
+
+            task = asyncio.create_task(reader())
+            for i in range(0, len(speech), 640):  # 20 ms frames in real time
+                await ws.send(speech[i:i + 640])
+                if stop.is_set() and i > 16000:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            task.cancel()
+            out.append((stats["reaction"], stats["after"]))
+    return out
+
+
 async def echo_round(url: str, token: str, n: int, seconds: float) -> list[float]:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -285,6 +325,13 @@ def main() -> None:
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))
+
+        print("\n== barge-in (fake providers): first rep speech frame -> persona.audio.end {interrupted}")
+        with Gateway(env) as gw:
+            rows = asyncio.run(barge_in_round(gw.url, utterance, 5))
+            reactions = [r for r, _ in rows if r is not None]
+            print(f"reaction p50 {pct(reactions, 50):.0f} ms, max {max(reactions):.0f} ms "
+                  f"(VAD onset needs 60 ms of speech); persona audio after the stop: {[a for _, a in rows]} bytes")
 
     print("\n== one call, local providers (faster-whisper tiny.en, Piper, scripted persona)")
     with Gateway({"STT_PROVIDER": "local", "TTS_PROVIDER": "local", "LLM_PROVIDER": "scripted"}) as gw:

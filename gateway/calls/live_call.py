@@ -11,7 +11,7 @@ import asyncio
 import collections
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Callable
 
 import asyncpg
 import msgspec

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from datetime import datetime, timezone
 
 import asyncpg
-import msgspec
 
 from coaching.brains.base import Turn
 from coaching.events import ClientStart, TranscriptFinal, decode_event, encode

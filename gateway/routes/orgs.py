@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
-from litestar import Response, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from gateway.auth.caller import Caller, CallerDep, TenantDb, require_role

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, AsyncIterator, Literal
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 

@@ -18,7 +18,7 @@ class FakeElevenLabs:
     def app(self) -> Litestar:
         fake = self
 
-        @post("/v1/text-to-speech/{voice_id:str}/stream")
+        @post("/v1/text-to-speech/{voice_id:str}/stream", status_code=200)
         async def stream(request: Request, voice_id: str) -> Response | Stream:
             body = await request.json()
             fake.requests.append({"voice_id": voice_id, "key": request.headers.get("xi-api-key"),

@@ -40,7 +40,7 @@ class FakeOpenAI:
                 return fake._failure()
             return Response({"object": "list", "data": [{"id": "gpt-4o", "object": "model", "owned_by": "openai"}]})
 
-        @post("/v1/chat/completions")
+        @post("/v1/chat/completions", status_code=200)
         async def chat(request: Request) -> Response | Stream:
             fake._record(request)
             body = await request.json()
@@ -63,7 +63,7 @@ class FakeOpenAI:
 
             return Stream(sse(), media_type="text/event-stream")
 
-        @post("/v1/audio/speech")
+        @post("/v1/audio/speech", status_code=200)
         async def speech(request: Request) -> Response | Stream:
             fake._record(request)
             body = await request.json()

@@ -23,12 +23,6 @@ def base_url(module_database_url):
         yield url
 
 
-@pytest.fixture
-async def client(base_url):
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        yield client
-
-
 async def test_signup_with_org_name_makes_the_creator_admin_and_signs_them_in(client):
     email = unique_email()
     response = await client.post("/api/auth/signup", json={

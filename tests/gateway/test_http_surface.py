@@ -4,7 +4,6 @@ import json
 import logging
 from typing import Literal
 
-import httpx
 import msgspec
 import pytest
 import sentry_sdk
@@ -80,12 +79,6 @@ def base_url(module_database_url, logs, sentry_events):
     settings = make_settings(module_database_url, max_body_bytes="2048")
     with run_asgi(serve_app(create_app(settings, extra_routes=[probe, boom]))) as url:
         yield url
-
-
-@pytest.fixture
-async def client(base_url):
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        yield client
 
 
 async def test_valid_body_is_accepted(client):

@@ -6,30 +6,14 @@ import io
 import uuid
 import wave
 
-import httpx
 import numpy as np
 import pytest
 
-from gateway.app import create_app, serve_app
-from tests.conftest import make_settings
 from tests.fixtures.speech import silence, speech_pcm, word_error_rate
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.live_client import LiveClient
-from tests.servers import run_asgi
 
 QUESTION = "How does your month end close process work today?"
-
-
-@pytest.fixture(scope="module")
-def base_url(module_database_url):
-    with run_asgi(serve_app(create_app(make_settings(module_database_url)))) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(base_url):
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

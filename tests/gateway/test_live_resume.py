@@ -29,12 +29,6 @@ def base_url(module_database_url):
         yield url
 
 
-@pytest.fixture
-async def client(base_url):
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
-
-
 async def test_reconnect_with_last_seq_replays_exactly_the_missed_events(base_url, client):
     rep = await signup(client)
     session_id = await new_session(client, rep)

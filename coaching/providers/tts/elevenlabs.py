@@ -25,7 +25,7 @@ class ElevenLabsTTS:
                 "POST", url, params={"output_format": "pcm_24000"},
                 json={"text": text, "model_id": self._model_id},
             ) as response:
-                if response.status_code != 200:
+                if not response.is_success:
                     raise ProviderUnavailable(f"text-to-speech failed (HTTP {response.status_code})")
                 async for chunk in response.aiter_bytes(4800):
                     yield chunk
