@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 from litestar import Litestar, Request, Response, post
+from litestar.params import FromPath
 from litestar.response import Stream
 
 
@@ -19,7 +20,7 @@ class FakeElevenLabs:
         fake = self
 
         @post("/v1/text-to-speech/{voice_id:str}/stream", status_code=200)
-        async def stream(request: Request, voice_id: str) -> Response | Stream:
+        async def stream(request: Request, voice_id: FromPath[str]) -> Response | Stream:
             body = await request.json()
             fake.requests.append({"voice_id": voice_id, "key": request.headers.get("xi-api-key"),
                                   "output_format": request.query_params.get("output_format"), **body})
