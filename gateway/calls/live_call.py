@@ -230,12 +230,7 @@ class LiveCall:
             await self.ended.wait()
             return
         self.ending = True
-        current = asyncio.current_task()
-        for task in [self._grace, *self._tasks]:
-            if task is not None and task is not current and task.get_name().startswith("watchdog"):
-                task.cancel()
-        if self._grace is not None and self._grace is not current:
-            self._grace.cancel()
+        self._stop_tasks()
         await self.pipeline.close()  # an interrupted reply still reports what was said
         duration_ms = int((time.monotonic() - self._started) * 1000)
         await self.publish(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
@@ -255,6 +250,14 @@ class LiveCall:
         self._on_closed(self)
         log.info("call ended", extra={"session_id": self.session_id, "reason": reason, "duration_ms": duration_ms})
 
+    def _stop_tasks(self) -> None:
+        """Cancels the watchdog, the grace timer and pending ends, but not the recording (it is
+        finished, not dropped) nor the task running this."""
+        current = asyncio.current_task()
+        for task in (self._grace, *self._tasks):
+            if task is not None and task is not current and not task.get_name().startswith("recording"):
+                task.cancel()
+
     async def _finish_recording(self) -> None:
         await self._recording.put(None)
         for task in self._tasks:
@@ -264,11 +267,9 @@ class LiveCall:
     async def suspend(self) -> None:
         """Process shutdown: persist everything, leave the call live for a resume elsewhere."""
         self.ending = True
+        self._stop_tasks()
         await self.pipeline.close()
         self._sealed = True
-        for task in [self._grace, *self._tasks]:
-            if task is not None and not task.get_name().startswith("recording"):
-                task.cancel()
         await self._finish_recording()
         for outbox in [self.rep, *self.watchers]:
             if outbox is not None:
