@@ -15,7 +15,8 @@ __all__ = [
     "PROTOCOL_VERSION", "AudioFormat", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
     "ErrorEvent", "Event", "Hint", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
     "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
-    "TranscriptPartial", "Whisper", "client_decoder", "decode_event", "encode", "event_decoder",
+    "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
+    "event_decoder", "watcher_decoder",
 ]
 
 PROTOCOL_VERSION = 1
@@ -145,8 +146,18 @@ class ClientPing(_Client, frozen=True, kw_only=True, tag="ping"):
 
 ClientMessage = Union[ClientStart, ClientText, ClientEnd, ClientPing]
 
+
+class WatcherWhisper(_Client, frozen=True, kw_only=True, tag="whisper"):
+    """A coach watching a call whispers to the rep."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+WatcherMessage = Union[WatcherWhisper, ClientPing]
+
 _encoder = msgspec.json.Encoder()
 client_decoder = msgspec.json.Decoder(ClientMessage)
+watcher_decoder = msgspec.json.Decoder(WatcherMessage)
 event_decoder = msgspec.json.Decoder(ServerMessage)
 
 

@@ -21,6 +21,7 @@ from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo
 from gateway.transports.live import live_session
+from gateway.transports.watch import watch_session
 
 __all__ = ["create_app", "serve_app"]
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             personas.delete_persona,
             sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
             sessions.delete_session, sessions.recording,
-            echo, live_session,
+            echo, live_session, watch_session,
             *extra_routes,
         ],
         # Resolved only for handlers that ask for them: `db` is the caller's tenant transaction.

@@ -174,6 +174,17 @@ class LiveCall:
         self.rep = outbox
         self._activity()
 
+    def attach_watcher(self, outbox: Outbox, *, after_seq: int, older: list[bytes]) -> None:
+        """Like `attach_rep`: history from Postgres, then memory, then live, with no await between."""
+        for frame in older:
+            outbox.send_text(frame)
+        for frame in self.replay_frames(after_seq):
+            outbox.send_text(frame)
+        self.watchers.add(outbox)
+
+    def detach_watcher(self, outbox: Outbox) -> None:
+        self.watchers.discard(outbox)
+
     def detach_rep(self, outbox: Outbox) -> None:
         """The rep's socket closed without `end`: a drop. The call waits `resume_grace_s` for them."""
         if self.rep is not outbox:

@@ -99,6 +99,20 @@ class CallRegistry:
                 log.info("call rebuilt from its events", extra={"session_id": key, "events": len(events)})
             return call
 
+    async def watch(self, caller: Caller, session: sessions.SessionRow, outbox: Outbox, after_seq: int) -> LiveCall | None:
+        """Attaches a watcher: the call's events after `after_seq`, one frame each, then live ones.
+        Returns the call, or None when it does not run here (ended: the replay is all there is)."""
+        call = self._calls.get(str(session.id))
+        if call is not None and not call.ending:
+            call.attach_watcher(outbox, after_seq=after_seq,
+                                older=await self._older_events(call, session.id, after_seq))
+            return call
+        async with tenant_tx(self._pool, caller.tenant) as conn:
+            rows = await sessions.list_events(conn, session.id, after_seq=after_seq, limit=1_000_000)
+        for row in rows:
+            outbox.send_text(as_sent(row))
+        return None
+
     async def _older_events(self, call: LiveCall, session_id: uuid.UUID, after_seq: int) -> list[bytes]:
         first = call.first_seq_in_memory
         if after_seq + 1 >= first:

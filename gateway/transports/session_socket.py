@@ -17,7 +17,7 @@ from gateway.calls.outbox import Outbox
 from gateway.transports.close_codes import NOT_FOUND, REFUSED, close_code_for
 from storage import sessions
 
-__all__ = ["SocketClosed", "open_call", "pump"]
+__all__ = ["SocketClosed", "open_call", "open_watch", "pump"]
 
 START_TIMEOUT_S = 15
 
@@ -61,6 +61,28 @@ async def open_call(socket: WebSocket, state: State, session_id: uuid.UUID) -> t
     if start.protocol != 1:
         raise SocketClosed(1008, f"protocol {start.protocol} is not supported; use 1")
     return caller, session, start
+
+
+async def open_watch(socket: WebSocket, state: State, session_id: uuid.UUID) -> tuple[Caller, sessions.SessionRow, int]:
+    """Authenticates a coach or admin of the session's org; reads `?after_seq`.
+
+    Raises:
+        SocketClosed: with the close code and reason to send.
+    """
+    try:
+        async with state.pool.acquire() as conn, conn.transaction():
+            caller = await authenticate(socket, conn)
+            session = await sessions.get_session(conn, session_id)
+    except AuthRefused as refused:
+        raise SocketClosed(close_code_for(refused), refused.message) from None
+    if not caller.is_staff:
+        raise SocketClosed(REFUSED, "only coaches and admins can watch calls")
+    if session is None:
+        raise SocketClosed(NOT_FOUND, "no such session")
+    raw = socket.query_params.get("after_seq", "0")
+    if not raw.isdigit():
+        raise SocketClosed(1008, "after_seq must be a whole number")
+    return caller, session, int(raw)
 
 
 async def pump(socket: WebSocket, call: LiveCall, outbox: Outbox, start: ClientStart) -> None:
