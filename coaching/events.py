@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 import msgspec
 
 __all__ = [
-    "PROTOCOL_VERSION", "AudioFormat", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
+    "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
     "ErrorEvent", "Event", "Hint", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
     "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
@@ -84,11 +84,17 @@ class PersonaAudioEnd(Event, frozen=True, kw_only=True, tag="persona.audio.end")
     interrupted: bool
 
 
+class Evidence(msgspec.Struct, frozen=True):
+    segment_id: str
+    quote: str
+
+
 class Hint(Event, frozen=True, kw_only=True, tag="hint"):
     hint_id: str
-    rule: str
+    kind: str
+    severity: Literal["info", "warning"]
     text: str
-    severity: Literal["info", "warning"] = "info"
+    evidence: Evidence
 
 
 class Sender(msgspec.Struct, frozen=True):

@@ -23,6 +23,7 @@ from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
     PROTOCOL_VERSION, AudioFormat, Event, ServerMessage, SessionEnded, SessionStarted, TranscriptFinal, encode,
 )
+from coaching.hints import HintEngine
 from coaching.latency import LatencyObserver
 from coaching.persona import Persona
 from gateway.calls.outbox import Outbox
@@ -76,6 +77,7 @@ class LiveCall:
         self._recorder = StereoRecorder()
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
+        self._hints = HintEngine(self.session_id)
         self._latency = LatencyObserver(call_started_ms=int((time.time() - elapsed_s) * 1000),
                                         silence_ms=services.options.silence_ms)
         self.pipeline = CallPipeline(
@@ -128,6 +130,7 @@ class LiveCall:
             return
         if message.ts == 0:
             message = msgspec.structs.replace(message, ts=int(time.time() * 1000))
+        hints: list = []
         if isinstance(message, Event):
             self._seq += 1
             message = msgspec.structs.replace(message, seq=self._seq)
@@ -138,6 +141,7 @@ class LiveCall:
                 segment = SegmentRow(message.segment_id, message.speaker, message.text, message.start_ms,
                                      message.end_ms, message.seq)
                 self._activity()
+                hints = self._hints.observe(message)
             self._writer.add(self.session.org_id, self.session.id,
                              EventRow(self._seq, message.__struct_config__.tag, frame), segment)
         else:
@@ -148,6 +152,8 @@ class LiveCall:
             self.rep.send_text(frame)
         for watcher in self.watchers:
             watcher.send_text(frame)
+        for hint in hints:  # right behind the transcript event that triggered it
+            await self.publish(hint)
 
     async def announce(self, *, resumed: bool) -> None:
         await self.publish(SessionStarted(

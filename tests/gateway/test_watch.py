@@ -100,3 +100,20 @@ async def test_an_ended_call_is_watchable_as_a_replay_from_any_seq(base_url, cli
     resumed = await watcher(base_url, session_id, coach["access_token"], after_seq=3).open(start=False)
     await resumed.wait_closed()
     assert numbered(resumed.events) == everything[3:]
+
+
+async def test_a_buyer_objection_raises_a_hint_for_the_rep_and_the_coach(base_url, client):
+    _, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await call.send({"type": "text", "text": "How much budget do you have for this?"})
+    said = await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona"
+                               and "cost" in e["text"])
+    hint = await call.wait_for(lambda e: e["type"] == "hint" and e["kind"] == "objection_price")
+    assert hint["seq"] == said["seq"] + 1, "right behind the buyer's words"
+    assert hint["severity"] == "warning" and hint["text"]
+    assert hint["evidence"] == {"segment_id": said["segment_id"], "quote": said["text"]}
+    assert (await watch.wait_for(lambda e: e["type"] == "hint" and e["kind"] == "objection_price")) == hint
+    await watch.close()
+    await call.close()

@@ -1,0 +1,178 @@
+"""Live coach hints: rules that follow a call's transcript and timing, with debouncing. Pure state.
+
+Defaults come from published call research (coaching-anchors): top performers talk about 43 % of
+the time, pitches over two minutes lose, 11-14 discovery questions do best, ~173 wpm is average.
+
+Events:
+    hint {hint_id, kind, severity, text, evidence: {segment_id, quote}}: returned by `observe`
+        for the call to publish; at most one per `min_gap_ms` (a warning may override), no kind
+        repeated within `repeat_ms`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import deque
+from typing import Literal
+
+import msgspec
+
+from coaching.events import Evidence, Hint, TranscriptFinal
+
+__all__ = ["HintEngine", "HintOptions", "OBJECTIONS"]
+
+Severity = Literal["info", "warning"]
+
+# Buyer-side objections and what to do about each.
+OBJECTIONS: dict[str, tuple[re.Pattern, str]] = {
+    "objection_price": (re.compile(r"\b(price|pricing|cost|budget|expensive|discount|how much|afford)\b"),
+                        "Price objection: acknowledge it, ask what they compare it to, then tie value to their pain."),
+    "objection_competitor": (re.compile(r"\b(current vendor|current provider|already use|competitor|switch|happy with)\b"),
+                             "They are attached to what they have: ask what it does not do for them today."),
+    "objection_timing": (re.compile(r"\b(not a priority|next quarter|next year|not now|bad time|no time|busy)\b"),
+                         "Timing objection: ask what would have to change for this to matter this quarter."),
+    "objection_authority": (re.compile(r"\b(my manager|my boss|my vp|the board|have to check|not my decision|owns the budget)\b"),
+                            "Authority: ask who else decides and offer to bring them into the next call."),
+    "objection_status_quo": (re.compile(r"\b(fine as is|works fine|we're fine|no need|don't see a reason|not ready)\b"),
+                             "Status quo: quantify what staying the same costs them."),
+}
+_QUESTION_START = re.compile(r"^(what|how|why|when|where|who|which|tell me|walk me|can you|could you|do you|are you|is there|have you)\b")
+_OPEN = re.compile(r"^(what|how|why|tell me|walk me|describe|help me understand)\b")
+_NEXT_STEP = re.compile(r"\b(next step|meeting|demo|calendar|schedule|book|follow[- ]up|trial|pilot|next week|monday|tuesday|wednesday|thursday|friday)\b")
+_WINDING_DOWN = re.compile(r"\b(have to go|got to run|need to jump|next meeting|time's up|wrap up|let you go)\b")
+
+
+class HintOptions(msgspec.Struct, frozen=True, kw_only=True):
+    monologue_ms: int = 75_000
+    talk_share: float = 0.65
+    talk_window_ms: int = 120_000
+    discovery_by_ms: int = 180_000
+    open_questions_by_ms: int = 300_000
+    min_open_questions: int = 3
+    max_wpm: float = 180.0
+    pace_window_ms: int = 30_000
+    min_gap_ms: int = 20_000
+    repeat_ms: int = 60_000
+
+
+class _Turn(msgspec.Struct):
+    speaker: str
+    start_ms: int
+    end_ms: int
+    words: int
+    segment_id: str
+    text: str
+
+
+class HintEngine:
+    """Feed it every `transcript.final` of a call in order; it returns the hints to publish."""
+
+    def __init__(self, session_id: str, options: HintOptions = HintOptions()) -> None:
+        self._session_id, self._options = session_id, options
+        self._turns: deque[_Turn] = deque(maxlen=400)
+        self._monologue_start: int | None = None
+        self._questions = 0
+        self._open_questions = 0
+        self._next_step_asked = False
+        self._pending_buyer_question: _Turn | None = None
+        self._last_hint_ms: int | None = None
+        self._last_by_kind: dict[str, int] = {}
+
+    def observe(self, event: TranscriptFinal) -> list[Hint]:
+        text = event.text.strip()
+        turn = _Turn(event.speaker, event.start_ms, event.end_ms, len(text.split()), event.segment_id, text)
+        self._turns.append(turn)
+        found: list[tuple[str, Severity, str]] = []
+        if turn.speaker == "rep":
+            found += self._rep_rules(turn)
+        else:
+            found += self._buyer_rules(turn)
+        hints = []
+        for kind, severity, message in found:
+            if self._allowed(kind, severity, turn.end_ms):
+                hints.append(Hint(session_id=self._session_id, ts=0, hint_id=uuid.uuid4().hex[:12], kind=kind,
+                                  severity=severity, text=message,
+                                  evidence=Evidence(turn.segment_id, _quote(turn.text))))
+                self._last_hint_ms = turn.end_ms
+                self._last_by_kind[kind] = turn.end_ms
+                break  # one hint per transcript event
+        return hints
+
+    def _allowed(self, kind: str, severity: Severity, now_ms: int) -> bool:
+        last_kind = self._last_by_kind.get(kind)
+        if last_kind is not None and now_ms - last_kind < self._options.repeat_ms:
+            return False
+        if self._last_hint_ms is not None and now_ms - self._last_hint_ms < self._options.min_gap_ms:
+            return severity == "warning"
+        return True
+
+    def _rep_rules(self, turn: _Turn) -> list[tuple[str, Severity, str]]:
+        o = self._options
+        out: list[tuple[str, Severity, str]] = []
+        lowered = turn.text.lower()
+        is_question = turn.text.endswith("?") or bool(_QUESTION_START.match(lowered))
+        if is_question:
+            self._questions += 1
+            self._open_questions += bool(_OPEN.match(lowered))
+        if _NEXT_STEP.search(lowered):
+            self._next_step_asked = True
+        if self._pending_buyer_question is not None:
+            if is_question and turn.words < 12:
+                out.append(("unanswered_question", "info",
+                            f"They asked \"{_quote(self._pending_buyer_question.text, 60)}\": answer it before asking your own."))
+            self._pending_buyer_question = None
+        if self._monologue_start is None:
+            self._monologue_start = turn.start_ms
+        if turn.end_ms - self._monologue_start > o.monologue_ms:
+            out.append(("monologue", "warning",
+                        f"You have been talking for {(turn.end_ms - self._monologue_start) // 1000} s: pause and ask a question."))
+        share = self._talk_share(turn.end_ms)
+        if share is not None and share > o.talk_share:
+            out.append(("talk_ratio", "info",
+                        f"You spoke {share:.0%} of the last two minutes; top reps stay near 43 %: let them talk."))
+        if turn.end_ms >= o.discovery_by_ms and self._questions == 0:
+            out.append(("no_discovery", "warning", "Three minutes in and no question yet: ask about their situation."))
+        elif turn.end_ms >= o.open_questions_by_ms and self._open_questions < o.min_open_questions:
+            out.append(("few_open_questions", "info", "Few open questions so far: try 'how', 'what' or 'walk me through'."))
+        wpm = self._rep_wpm(turn.end_ms)
+        if wpm is not None and wpm > o.max_wpm:
+            out.append(("pace", "info", f"You are speaking fast ({wpm:.0f} words a minute): slow down."))
+        return out
+
+    def _buyer_rules(self, turn: _Turn) -> list[tuple[str, Severity, str]]:
+        self._monologue_start = None
+        lowered = turn.text.lower()
+        out: list[tuple[str, Severity, str]] = []
+        for kind, (pattern, advice) in OBJECTIONS.items():
+            if pattern.search(lowered):
+                out.append((kind, "warning", advice))
+                break
+        if _WINDING_DOWN.search(lowered) and not self._next_step_asked:
+            out.append(("no_next_step", "warning", "They are wrapping up and there is no next step: propose a specific one now."))
+        if turn.text.endswith("?"):
+            self._pending_buyer_question = turn
+        return out
+
+    def _talk_share(self, now_ms: int) -> float | None:
+        window_start = now_ms - self._options.talk_window_ms
+        if now_ms < self._options.talk_window_ms // 2:
+            return None  # too early to judge
+        talk = {"rep": 0, "persona": 0}
+        for t in self._turns:
+            overlap = min(t.end_ms, now_ms) - max(t.start_ms, window_start)
+            if overlap > 0:
+                talk[t.speaker] += overlap
+        total = talk["rep"] + talk["persona"]
+        return talk["rep"] / total if total else None
+
+    def _rep_wpm(self, now_ms: int) -> float | None:
+        recent = [t for t in self._turns if t.speaker == "rep" and t.end_ms >= now_ms - self._options.pace_window_ms]
+        spoken_ms = sum(t.end_ms - t.start_ms for t in recent)
+        if spoken_ms < 5_000:  # a few seconds are too little to judge pace
+            return None
+        return sum(t.words for t in recent) / (spoken_ms / 60_000)
+
+
+def _quote(text: str, limit: int = 140) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,115 @@
+"""Each hint rule fires on a transcript built to trigger it and stays quiet on one built not to."""
+
+import pytest
+
+from coaching.events import TranscriptFinal
+from coaching.hints import HintEngine, HintOptions
+
+SECOND = 1000
+
+
+class Call:
+    def __init__(self, **options) -> None:
+        self.engine = HintEngine("s", HintOptions(**options))
+        self.n = 0
+        self.hints = []
+
+    def say(self, speaker: str, text: str, start_s: float, end_s: float) -> list:
+        self.n += 1
+        hints = self.engine.observe(TranscriptFinal(
+            session_id="s", ts=0, speaker=speaker, text=text, start_ms=int(start_s * SECOND),
+            end_ms=int(end_s * SECOND), segment_id=f"{speaker}-{self.n}"))
+        self.hints += hints
+        return [h.kind for h in hints]
+
+
+def test_monologue_over_75_seconds_warns_with_evidence():
+    call = Call()
+    assert call.say("rep", "Let me tell you about our platform and everything it does for teams like yours.", 0, 40) == []
+    assert call.say("rep", "And there is more: integrations, reporting, dashboards and a mobile app.", 40, 80) == ["monologue"]
+    hint = call.hints[-1]
+    assert hint.severity == "warning" and hint.evidence.segment_id == "rep-2"
+    assert hint.evidence.quote.startswith("And there is more")
+    quiet = Call()
+    quiet.say("rep", "Here is a short intro about us and why I called today.", 0, 40)
+    quiet.say("persona", "Okay, go on.", 40, 42)
+    assert "monologue" not in quiet.say("rep", "What does your process look like today?", 42, 80)
+
+
+def test_talk_share_over_65_percent_in_the_last_two_minutes():
+    call = Call(monologue_ms=10**9)
+    call.say("persona", "Hello.", 0, 5)
+    assert "talk_ratio" in call.say("rep", "We help logistics teams close the books faster with automation.", 5, 70)
+    balanced = Call(monologue_ms=10**9)
+    balanced.say("rep", "Hi, how are you doing today, and what keeps you busy?", 0, 30)
+    assert "talk_ratio" not in balanced.say("persona", "Busy quarter, lots of reporting work.", 30, 65) + \
+        balanced.say("rep", "Tell me more about the reporting work.", 65, 70)
+
+
+def test_no_discovery_question_in_the_first_three_minutes():
+    call = Call(monologue_ms=10**9, talk_share=1.1)
+    call.say("rep", "We are the leading platform.", 0, 10)
+    call.say("persona", "Okay.", 10, 11)
+    assert call.say("rep", "Our product does many things for finance teams.", 170, 185) == ["no_discovery"]
+    asked = Call(monologue_ms=10**9, talk_share=1.1)
+    asked.say("rep", "How do you close the books today?", 0, 10)
+    assert asked.say("rep", "Our product does many things for finance teams.", 170, 185) == []
+
+
+def test_few_open_questions_after_five_minutes():
+    call = Call(monologue_ms=10**9, talk_share=1.1)
+    call.say("rep", "Do you use spreadsheets?", 0, 5)
+    assert call.say("rep", "Is that right?", 300, 302) == ["few_open_questions"]
+
+
+@pytest.mark.parametrize(("line", "kind"), [
+    ("Honestly, what does this cost? We have no budget.", "objection_price"),
+    ("We already use another tool and we're happy with it.", "objection_competitor"),
+    ("This is not a priority until next quarter.", "objection_timing"),
+    ("I'd have to check with my manager first.", "objection_authority"),
+    ("Things work fine as is, I don't see a reason to change.", "objection_status_quo"),
+])
+def test_buyer_objections_get_a_handling_suggestion(line, kind):
+    call = Call()
+    assert call.say("persona", line, 10, 14) == [kind]
+    assert call.hints[0].text and call.hints[0].evidence.quote == line
+
+
+def test_ordinary_buyer_talk_raises_no_objection():
+    assert Call().say("persona", "Month-end close takes my team eight days.", 10, 14) == []
+
+
+def test_fast_pace_over_180_words_a_minute():
+    call = Call(monologue_ms=10**9, talk_share=1.1)
+    fast = " ".join(["word"] * 40)  # 40 words in 10 s = 240 wpm
+    assert call.say("rep", fast, 0, 10) == ["pace"]
+    assert Call(monologue_ms=10**9, talk_share=1.1).say("rep", " ".join(["word"] * 25), 0, 10) == []
+
+
+def test_buyer_question_answered_with_another_question():
+    call = Call()
+    call.say("persona", "How long does implementation take?", 10, 13)
+    assert call.say("rep", "What's your timeline?", 13, 15) == ["unanswered_question"]
+    answered = Call()
+    answered.say("persona", "How long does implementation take?", 10, 13)
+    assert answered.say("rep", "Usually four to six weeks, and our team does the heavy lifting for you.", 13, 20) == []
+
+
+def test_winding_down_without_a_next_step():
+    call = Call()
+    assert call.say("persona", "Alright, I need to jump to my next meeting.", 400, 403) == ["no_next_step"]
+    proposed = Call()
+    proposed.say("rep", "Can we book a demo on Thursday?", 390, 394)
+    assert proposed.say("persona", "Alright, I need to jump to my next meeting.", 400, 403) == []
+
+
+def test_one_hint_per_20_seconds_unless_a_warning_and_no_kind_twice_within_a_minute():
+    call = Call()
+    assert call.say("persona", "What does this cost?", 10, 12) == ["objection_price"]
+    assert call.say("persona", "And is it expensive?", 15, 17) == []  # same kind within 60 s
+    assert call.say("persona", "I'd have to check with my manager.", 20, 22) == ["objection_authority"]  # warning
+    quiet = Call(monologue_ms=10**9, talk_share=1.1)
+    quiet.say("persona", "How long does it take?", 10, 12)
+    quiet.say("rep", "Why do you ask?", 12, 13)
+    quiet.say("persona", "Just curious, how long?", 14, 15)
+    assert quiet.say("rep", "Who decides?", 15, 16) == []  # info within 20 s of the last hint
