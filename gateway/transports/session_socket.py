@@ -28,18 +28,27 @@ class SocketClosed(Exception):
         self.code, self.reason = code, reason
 
 
+async def _caller_and_session(socket: WebSocket, state: State,
+                              session_id: uuid.UUID) -> tuple[Caller, sessions.SessionRow | None]:
+    """Who is on the socket, and the session as their tenant sees it (None: absent or not theirs to see).
+
+    Raises:
+        SocketClosed: the caller could not be authenticated (4401/4403).
+    """
+    try:
+        async with state.pool.acquire() as conn, conn.transaction():
+            return await authenticate(socket, conn), await sessions.get_session(conn, session_id)
+    except AuthRefused as refused:
+        raise SocketClosed(close_code_for(refused), refused.message) from None
+
+
 async def open_call(socket: WebSocket, state: State, session_id: uuid.UUID) -> tuple[Caller, sessions.SessionRow, ClientStart]:
     """Authenticates the rep, finds their session and reads `start`.
 
     Raises:
         SocketClosed: with the close code and reason to send.
     """
-    try:
-        async with state.pool.acquire() as conn, conn.transaction():
-            caller = await authenticate(socket, conn)
-            session = await sessions.get_session(conn, session_id)
-    except AuthRefused as refused:
-        raise SocketClosed(close_code_for(refused), refused.message) from None
+    caller, session = await _caller_and_session(socket, state, session_id)
     if session is None:
         raise SocketClosed(NOT_FOUND, "no such session")
     if session.user_id != caller.user_id:
@@ -69,12 +78,7 @@ async def open_watch(socket: WebSocket, state: State, session_id: uuid.UUID) -> 
     Raises:
         SocketClosed: with the close code and reason to send.
     """
-    try:
-        async with state.pool.acquire() as conn, conn.transaction():
-            caller = await authenticate(socket, conn)
-            session = await sessions.get_session(conn, session_id)
-    except AuthRefused as refused:
-        raise SocketClosed(close_code_for(refused), refused.message) from None
+    caller, session = await _caller_and_session(socket, state, session_id)
     if not caller.is_staff:
         raise SocketClosed(REFUSED, "only coaches and admins can watch calls")
     if session is None:
