@@ -126,7 +126,11 @@ async def test_a_restarted_gateway_rebuilds_the_call_from_its_events(module_data
     with run_asgi(serve_app(create_app(settings))) as url:
         resumed = await LiveClient(url, session_id, rep["access_token"]).open(last_seq=last_seq)
         started = await resumed.wait_for(lambda e: e["type"] == "session.started")
-        assert started["resumed"] is True and started["seq"] == last_seq + 1
+        assert started["resumed"] is True
+        # Events the first gateway published after our snapshot (a hint right behind the last
+        # final, say) come back first; then the seq goes on with no gap.
+        replayed = numbered(resumed.events)[: resumed.events.index(started)]
+        assert [e["seq"] for e in replayed] == list(range(last_seq + 1, started["seq"]))
         mark = len(resumed.events)
         await resumed.send({"type": "text", "text": "Can we book a meeting Thursday?"})
         reply = await resumed.wait_for(lambda e: e["type"] == "persona.reply", after=mark)
