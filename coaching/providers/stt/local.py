@@ -28,12 +28,21 @@ _models_lock = threading.Lock()
 
 
 def _clean(text: str) -> str:
-    """Drops what Whisper says over silence ('.', '...') and collapses a sentence it repeated."""
+    """Drops what Whisper says over silence ('.', '...') and collapses what it repeated: a whole
+    sentence said again, or a short phrase looped ('Yes, yes. Yes.')."""
     if not any(c.isalnum() for c in text):
         return ""
     sentences = re.findall(r"[^.!?]+[.!?]*", text.strip())
     kept = [s for i, s in enumerate(sentences) if i == 0 or s.strip() != sentences[i - 1].strip()]
-    return "".join(kept).strip()
+    text = "".join(kept).strip()
+    tokens = text.split()
+    words = [re.sub(r"\W", "", t.lower()) for t in tokens]
+    for size in range(1, len(words) // 2 + 1):
+        unit = words[:size]
+        if all(words[i] == unit[i % size] for i in range(len(words))) and len(words) % size == 0:
+            phrase = " ".join(tokens[:size]).rstrip(",;:")
+            return phrase if phrase[-1] in ".!?" else phrase + "."
+    return text
 
 
 class WhisperSTT:
