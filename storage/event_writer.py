@@ -33,8 +33,8 @@ class EventWriter:
 
     def __init__(self, pool: asyncpg.Pool, *, flush_ms: int = 250) -> None:
         self._pool, self._flush_s = pool, flush_ms / 1000
-        self._events: dict[uuid.UUID, list[tuple[uuid.UUID, EventRow]]] = defaultdict(list)
-        self._segments: dict[uuid.UUID, list[tuple[uuid.UUID, SegmentRow]]] = defaultdict(list)
+        self._events: dict[uuid.UUID, list[tuple[uuid.UUID, int, EventRow]]] = defaultdict(list)
+        self._segments: dict[uuid.UUID, list[tuple[uuid.UUID, int, SegmentRow]]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -52,10 +52,12 @@ class EventWriter:
                 pass
         await self.flush()
 
-    def add(self, org_id: uuid.UUID, session_id: uuid.UUID, event: EventRow, segment: SegmentRow | None = None) -> None:
-        self._events[org_id].append((session_id, event))
+    def add(self, org_id: uuid.UUID, session_id: uuid.UUID, fence: int, event: EventRow,
+            segment: SegmentRow | None = None) -> None:
+        """Queues one event; `fence` is the owner's fencing token (rows of a stale owner are dropped)."""
+        self._events[org_id].append((session_id, fence, event))
         if segment is not None:
-            self._segments[org_id].append((session_id, segment))
+            self._segments[org_id].append((session_id, fence, segment))
         self._wake.set()
 
     async def flush(self) -> None:
@@ -71,7 +73,10 @@ class EventWriter:
             for org_id in list(events):
                 try:
                     async with tenant_tx(self._pool, Tenant(org_id=org_id, role="system")) as conn:
-                        await append_events(conn, org_id, events[org_id], segments.get(org_id, []))
+                        dropped = await append_events(conn, org_id, events[org_id], segments.get(org_id, []))
+                    if dropped:
+                        log.warning("events of a call this instance no longer owns were dropped",
+                                    extra={"count": dropped})
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
                     # Back in front of anything added meanwhile, for the next round.
                     self._events[org_id][:0] = events[org_id]

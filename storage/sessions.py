@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 __all__ = [
-    "EventRow", "SegmentRow", "SessionRow", "append_events", "count_live_sessions", "create_session",
+    "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "count_live_sessions", "create_session",
     "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
     "set_recording", "soft_delete_session", "start_session", "recording_enabled",
 ]
@@ -127,26 +127,44 @@ async def recording_enabled(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool
     return value != "false"
 
 
+async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
+    """Takes ownership of a call for this instance: returns the new fencing token. Waits for any
+    append of the previous owner in flight (its share lock), so nothing it wrote is missed."""
+    return await conn.fetchval(
+        "UPDATE roleplay_sessions SET owner_fence = owner_fence + 1 WHERE id = $1 RETURNING owner_fence", session_id)
+
+
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
-                        events: Sequence[tuple[uuid.UUID, EventRow]],
-                        segments: Sequence[tuple[uuid.UUID, SegmentRow]]) -> None:
+                        events: Sequence[tuple[uuid.UUID, int, EventRow]],
+                        segments: Sequence[tuple[uuid.UUID, int, SegmentRow]]) -> int:
     """Appends events (and the transcript segments of finals) of one org's calls in one go, and
-    marks those calls active; rows already written are ignored, so a retried batch is harmless."""
+    marks those calls active; rows already written are ignored, so a retried batch is harmless.
+
+    Each row carries the fencing token of the instance that numbered it: rows of an owner that has
+    since lost the call are dropped. Returns how many rows were dropped that way.
+    """
+    ids = sorted({session_id for session_id, _, _ in events} | {session_id for session_id, _, _ in segments})
+    current = dict(await conn.fetch(
+        "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids))
+    kept = [(s, e) for s, fence, e in events if current.get(s, fence) <= fence]
     await conn.executemany(
         "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
         " ON CONFLICT (session_id, seq) DO NOTHING",
-        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for session_id, e in events],
+        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for session_id, e in kept],
     )
-    if segments:
+    kept_segments = [(s, seg) for s, fence, seg in segments if current.get(s, fence) <= fence]
+    if kept_segments:
         await conn.executemany(
             "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL"
             " DO NOTHING",
             [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq)
-             for session_id, s in segments],
+             for session_id, s in kept_segments],
         )
-    await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
-                       list({session_id for session_id, _ in events}))
+    if kept:
+        await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
+                           list({session_id for session_id, _ in kept}))
+    return len(events) - len(kept)
 
 
 async def list_events(conn: asyncpg.Connection, session_id: uuid.UUID, *, after_seq: int, limit: int) -> list[EventRow]:

@@ -1,0 +1,1 @@
+"""Fan-out across gateway instances: per-session event streams, call leases, presence, commands."""

@@ -1,0 +1,158 @@
+"""Watchers of live calls on this instance: one reader per watched session, fanning out locally.
+
+Every watcher frame comes from the session's stream (the bus), after the history from Postgres:
+a joining watcher first gets the stored events after its `after_seq`, then whatever the stream
+holds after those, then live entries, one frame per event in seq order. Whenever a watcher would
+see a gap (Redis lost entries during an outage, or the stream was trimmed before Postgres caught
+up) it catches up from Postgres again before anything newer is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+
+import asyncpg
+
+from gateway.calls.outbox import Outbox
+from gateway.calls.registry import as_sent
+from gateway.fanout.coordinator import Coordinator, StreamEntry
+from storage import sessions
+from storage.tenancy import Tenant, tenant_tx
+
+__all__ = ["FeedHub", "Watcher"]
+
+log = logging.getLogger(__name__)
+_MEMORY = 1000  # entries each feed keeps for watchers that join
+_CATCH_UP_TRIES = 40  # x 100 ms: the event writer flushes every 250 ms
+
+
+class Watcher:
+    def __init__(self, outbox: Outbox, tenant: Tenant, session_id: str, after_seq: int) -> None:
+        self.outbox, self.tenant, self.sent = outbox, tenant, after_seq
+        self.session_uuid = uuid.UUID(session_id)
+        self.joining = True
+
+    def send(self, seq: int, type_: str, frame: bytes) -> None:
+        self.outbox.send_text(frame)
+        self.sent = seq
+        if type_ == "session.ended":
+            self.outbox.close(1000, "call ended")
+
+
+class _Feed:
+    def __init__(self, hub: "FeedHub", session_id: str) -> None:
+        self.hub, self.session_id = hub, session_id
+        self.memory: collections.deque[StreamEntry] = collections.deque(maxlen=_MEMORY)
+        self.watchers: set[Watcher] = set()
+        self.dead = False
+        self._tasks: set[asyncio.Task] = set()
+        self.task = asyncio.create_task(self._run(), name=f"feed-{session_id}")
+
+    async def _run(self) -> None:
+        after = 0
+        try:
+            while True:
+                for entry in await self.hub.coordinator.read(self.session_id, after, block_ms=2000):
+                    if entry.seq <= after:
+                        continue
+                    after = entry.seq
+                    self.memory.append(entry)
+                    for watcher in list(self.watchers):
+                        self._deliver(watcher, entry)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("live feed interrupted", extra={"session_id": self.session_id, "error": type(exc).__name__})
+            self.dead = True
+            for watcher in self.watchers:
+                watcher.outbox.close(1013, "the live feed was interrupted; reconnect with after_seq to resume")
+
+    def _deliver(self, watcher: Watcher, entry: StreamEntry) -> None:
+        if watcher.joining or entry.seq <= watcher.sent:
+            return
+        if entry.seq > watcher.sent + 1:
+            self.catch_up(watcher)
+            return
+        watcher.send(entry.seq, entry.type, entry.frame)
+
+    def catch_up(self, watcher: Watcher) -> None:
+        watcher.joining = True
+        task = asyncio.create_task(self._catch_up(watcher))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up(self, watcher: Watcher) -> None:
+        """Postgres after what the watcher has, then the feed's memory: no await between the last
+        check and going live, so nothing slips in between."""
+        try:
+            for _ in range(_CATCH_UP_TRIES):
+                async with tenant_tx(self.hub.pool, watcher.tenant) as conn:
+                    rows = await sessions.list_events(conn, watcher.session_uuid, after_seq=watcher.sent,
+                                                      limit=1_000_000)
+                for row in rows:
+                    if row.seq == watcher.sent + 1:
+                        watcher.send(row.seq, row.type, as_sent(row))
+                newer = [e for e in self.memory if e.seq > watcher.sent]
+                if newer and newer[0].seq > watcher.sent + 1:
+                    await asyncio.sleep(0.1)  # in neither place yet: Postgres is about to get it
+                    continue
+                for entry in newer:
+                    watcher.send(entry.seq, entry.type, entry.frame)
+                watcher.joining = False
+                return
+            watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("watcher catch-up failed", extra={"session_id": self.session_id, "error": type(exc).__name__})
+            watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
+
+    def stop(self) -> None:
+        self.task.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+
+class FeedHub:
+    """Args:
+        coordinator: the bus.
+        pool: the app pool (history comes from Postgres).
+    """
+
+    def __init__(self, coordinator: Coordinator, pool: asyncpg.Pool) -> None:
+        self.coordinator, self.pool = coordinator, pool
+        self._feeds: dict[str, _Feed] = {}
+
+    def watch(self, session_id: str, tenant: Tenant, outbox: Outbox, after_seq: int) -> Watcher:
+        """Adds a watcher: history after `after_seq`, then live. Returns it for `leave`."""
+        feed = self._feeds.get(session_id)
+        if feed is None or feed.dead:
+            if feed is not None:
+                feed.stop()
+            feed = self._feeds[session_id] = _Feed(self, session_id)
+        watcher = Watcher(outbox, tenant, session_id, after_seq)
+        feed.watchers.add(watcher)
+        feed.catch_up(watcher)
+        return watcher
+
+    def leave(self, session_id: str, watcher: Watcher) -> None:
+        feed = self._feeds.get(session_id)
+        if feed is None:
+            return
+        feed.watchers.discard(watcher)
+        if not feed.watchers:
+            feed.stop()
+            del self._feeds[session_id]
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    async def close(self) -> None:
+        feeds = list(self._feeds.values())
+        self._feeds.clear()
+        for feed in feeds:
+            feed.stop()
+            for watcher in feed.watchers:
+                watcher.outbox.close(1012, "the server is restarting; reconnect to resume")
+

@@ -1,0 +1,124 @@
+"""The coordinator for one instance without Redis: the same behaviour, in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import Sequence
+
+from gateway.fanout.coordinator import CommandHandler, StreamEntry
+
+__all__ = ["MemoryCoordinator"]
+
+
+class _Stream:
+    def __init__(self, maxlen: int) -> None:
+        self.entries: collections.deque[StreamEntry] = collections.deque(maxlen=maxlen)
+        self.changed = asyncio.Condition()
+        self.expires = 0.0
+
+
+class MemoryCoordinator:
+    shared = False
+
+    def __init__(self, instance_id: str, *, stream_maxlen: int = 1000, stream_ttl_s: float = 3600) -> None:
+        self.instance_id = instance_id
+        self._maxlen, self._stream_ttl = stream_maxlen, stream_ttl_s
+        self._streams: dict[str, _Stream] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._presence: dict[str, dict[str, tuple[bytes, float]]] = collections.defaultdict(dict)
+        self._handler: CommandHandler | None = None
+
+    def _stream(self, session_id: str) -> _Stream:
+        now = time.monotonic()
+        for key in [k for k, s in self._streams.items() if s.expires < now]:
+            del self._streams[key]  # as a Redis stream's key expires an hour after its last event
+        stream = self._streams.get(session_id)
+        if stream is None:
+            stream = self._streams[session_id] = _Stream(self._maxlen)
+            stream.expires = now + self._stream_ttl
+        return stream
+
+    def _holder(self, session_id: str) -> str | None:
+        held = self._leases.get(session_id)
+        if held is None or held[1] < time.monotonic():
+            self._leases.pop(session_id, None)
+            return None
+        return held[0]
+
+    async def publish(self, session_id: str, token: str, entries: Sequence[StreamEntry], ttl_ms: int) -> bool:
+        holder = self._holder(session_id)
+        if holder not in (None, token):
+            return False
+        self._leases[session_id] = (token, time.monotonic() + ttl_ms / 1000)
+        stream = self._stream(session_id)
+        last = stream.entries[-1].seq if stream.entries else 0
+        stream.entries.extend(e for e in entries if e.seq > last)
+        stream.expires = time.monotonic() + self._stream_ttl
+        async with stream.changed:
+            stream.changed.notify_all()
+        return True
+
+    async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
+        stream = self._stream(session_id)
+        found = [e for e in stream.entries if e.seq > after_seq]
+        if found or block_ms <= 0:
+            return found
+        async with stream.changed:
+            try:
+                await asyncio.wait_for(stream.changed.wait(), block_ms / 1000)
+            except asyncio.TimeoutError:
+                return []
+        return [e for e in stream.entries if e.seq > after_seq]
+
+    async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
+        if self._holder(session_id) not in (None, token):
+            return False
+        self._leases[session_id] = (token, time.monotonic() + ttl_ms / 1000)
+        return True
+
+    async def renew(self, tokens: dict[str, str], ttl_ms: int) -> set[str]:
+        lost = set()
+        for session_id, token in tokens.items():
+            if not await self.try_lease(session_id, token, ttl_ms):
+                lost.add(session_id)
+        return lost
+
+    async def release(self, session_id: str, token: str) -> None:
+        if self._holder(session_id) == token:
+            del self._leases[session_id]
+
+    async def lease_holder(self, session_id: str) -> str | None:
+        return self._holder(session_id)
+
+    async def send(self, instance_id: str, command: bytes) -> bool:
+        if instance_id != self.instance_id or self._handler is None:
+            return False
+        await self._handler(command)
+        return True
+
+    async def listen(self, handler: CommandHandler) -> None:
+        self._handler = handler
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._handler = None
+
+    async def set_present(self, entries: Sequence[tuple[str, str, bytes]], ttl_ms: int) -> None:
+        expires = time.monotonic() + ttl_ms / 1000
+        for org_id, session_id, entry in entries:
+            self._presence[org_id][session_id] = (entry, expires)
+
+    async def set_absent(self, org_id: str, session_id: str) -> None:
+        self._presence[org_id].pop(session_id, None)
+
+    async def live(self, org_id: str) -> list[bytes]:
+        now = time.monotonic()
+        calls = self._presence.get(org_id, {})
+        for session_id in [s for s, (_, expires) in calls.items() if expires < now]:
+            del calls[session_id]
+        return [entry for entry, _ in calls.values()]
+
+    async def ping(self) -> None:
+        return None

@@ -1,0 +1,82 @@
+"""One call's side of the bus: its events go to the session's stream in seq order, in batches,
+under the call's lease token, off the call's hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from gateway.fanout.coordinator import Coordinator, StreamEntry
+
+__all__ = ["StreamPublisher"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamPublisher:
+    """Args:
+        coordinator: the bus.
+        session_id: the call.
+        token: the call's lease token; a batch refused under it means another instance took over.
+        ttl_ms: the lease TTL (a publish also renews it).
+        on_lost: called once when the lease turns out to be someone else's.
+    """
+
+    def __init__(self, coordinator: Coordinator, session_id: str, token: str, ttl_ms: int,
+                 on_lost: Callable[[], None]) -> None:
+        self._coordinator, self._session_id, self.token, self._ttl_ms = coordinator, session_id, token, ttl_ms
+        self._on_lost = on_lost
+        self._pending: list[StreamEntry] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._failing = False
+        self.lost = False
+        self._task = asyncio.create_task(self._run(), name=f"publisher-{session_id}")
+
+    def add(self, entry: StreamEntry) -> None:
+        if self.lost:
+            return
+        self._pending.append(entry)
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._send(batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def _send(self, batch: list[StreamEntry]) -> None:
+        try:
+            held = await self._coordinator.publish(self._session_id, self.token, batch, self._ttl_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Redis is down: the call goes on and Postgres still gets every event; watchers that
+            # reconnect later catch up from there. These entries are not retried.
+            if not self._failing:
+                log.warning("could not publish call events to the bus",
+                            extra={"session_id": self._session_id, "error": type(exc).__name__})
+            self._failing = True
+            return
+        if self._failing:
+            log.info("publishing call events again", extra={"session_id": self._session_id})
+            self._failing = False
+        if not held:
+            self.lost = True
+            self._pending.clear()
+            self._on_lost()
+
+    async def close(self, timeout_s: float = 5) -> None:
+        """Publishes what is pending, then stops."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        self._task.cancel()
