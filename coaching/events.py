@@ -13,7 +13,7 @@ import msgspec
 
 __all__ = [
     "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
-    "ErrorEvent", "Event", "Hint", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
+    "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
     "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
     "event_decoder", "watcher_decoder",
@@ -121,9 +121,17 @@ class Pong(_Message, frozen=True, kw_only=True, tag="pong"):
     """Ephemeral answer to a ping."""
 
 
+class Notice(_Message, frozen=True, kw_only=True, tag="notice"):
+    """Ephemeral, to one client only: something about its own request (e.g. a whisper that could
+    not be delivered). Not part of the session's log."""
+
+    code: str
+    message: str
+
+
 ServerMessage = Union[
     SessionStarted, TranscriptPartial, TranscriptFinal, PersonaReplyDelta, PersonaReply, PersonaAudioStart,
-    PersonaAudioEnd, Hint, Whisper, SessionEnded, ErrorEvent, Pong,
+    PersonaAudioEnd, Hint, Whisper, SessionEnded, ErrorEvent, Pong, Notice,
 ]
 
 # --- client -> server -------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.auth.caller import provide_caller, provide_db
 from gateway.errors import exception_handlers
-from gateway.routes import accounts, me_data, orgs, personas, sessions
+from gateway.routes import accounts, live, me_data, orgs, personas, sessions
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
+from gateway.ratelimit import RateLimitHeaders
 from gateway.resources import lifespan
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             personas.delete_persona,
             sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
             sessions.delete_session, sessions.recording,
+            live.list_live_calls,
             echo, live_session, watch_session,
             *extra_routes,
         ],
@@ -58,4 +60,4 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
 def serve_app(app: Litestar) -> ASGIApp:
     """What the server runs: the app inside the request-id, request-log and Sentry layers. They sit
     outside Litestar so that requests Litestar answers before routing (404, 405) count too."""
-    return RequestContextMiddleware(sentry_asgi(app))
+    return RequestContextMiddleware(sentry_asgi(RateLimitHeaders(app)))

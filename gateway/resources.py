@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import AsyncIterator
 
@@ -16,6 +19,10 @@ from litestar import Litestar
 from coaching.persona import load_personas
 from gateway.calls.registry import CallRegistry
 from gateway.calls.services import build_call_services
+from gateway.fanout.feeds import FeedHub
+from gateway.fanout.memory import MemoryCoordinator
+from gateway.fanout.redis import RedisCoordinator
+from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from storage.database import connect, create_pool
 from storage.embedded import start_embedded_postgres
@@ -125,8 +132,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.call_services = services
         stack.callback(services.pool.close)
         writer = await stack.enter_async_context(EventWriter(pool))
-        app.state.calls = CallRegistry(pool, services, writer)
-        stack.push_async_callback(app.state.calls.shutdown)
+        instance_id = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
+                       else MemoryCoordinator(instance_id))
+        app.state.feeds = FeedHub(coordinator, pool)
+        stack.push_async_callback(app.state.feeds.close)
+        app.state.calls = await stack.enter_async_context(
+            CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds))
+        app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
         # Load local models in the background so the first call does not wait for them.
         warm = [getattr(p, "warm_up") for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
         if warm:

@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
+import limits
 import msgspec
 
 from coaching.errors import SparringError
 
-__all__ = ["ENV_VARS", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_VARS", "RATE_LIMITS", "Settings", "SettingsError", "load_settings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 SttProvider = Literal["auto", "openai", "local"]
 TtsProvider = Literal["auto", "openai", "elevenlabs", "local"]
 LlmProvider = Literal["auto", "openai", "openrouter", "scripted"]
+HintsLlm = Literal["auto", "on", "off"]
 
 
 class SettingsError(SparringError):
@@ -65,6 +67,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout_seconds: int = 60
     resume_grace_seconds: int = 20
     vad_silence_ms: int = 500
+    # Across instances: a call's lease and its presence in GET /api/live live this long without a
+    # heartbeat (a crashed instance's calls disappear within it). INSTANCE_ID: unset = generated.
+    live_ttl_seconds: float = 15
+    instance_id: str | None = None
+    # Rate limits, in the `limits` syntax ("10/minute", "5 per second"). Shared through Redis.
+    rate_limit_login: str = "10/minute"
+    rate_limit_chat: str = "20/minute"
+    rate_limit_transcribe: str = "5/minute"
+    rate_limit_upload: str = "10/hour"
+    rate_limit_ws_connect: str = "30/minute"
+    rate_limit_watch: str = "60/minute"
+    rate_limit_webhook: str = "6000/minute"
+    rate_limit_fail_closed: bool = False
+    # Live hint thresholds (defaults from published call research; see coaching/hints.py).
+    hint_monologue_seconds: int = 75
+    hint_talk_share: float = 0.65
+    hint_discovery_by_seconds: int = 180
+    hint_min_open_questions: int = 3
+    hint_max_wpm: float = 180
+    hint_pace_jump: float = 1.3
+    hint_min_gap_seconds: int = 20
+    hint_repeat_seconds: int = 60
+    # Stage-aware hints from the LLM on top of the rules: auto = when an LLM key is set.
+    hints_llm: HintsLlm = "auto"
+    hints_llm_interval_seconds: int = 30
     # VAPI.
     vapi_private_key: str | None = None
     vapi_webhook_secret: str | None = None
@@ -93,7 +120,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
 
 _WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
-                "llm_provider": str.lower}
+                "llm_provider": str.lower, "hints_llm": str.lower}
 _URL_SCHEMES = {
     "database_url": ("postgres", "postgresql"),
     "redis_url": ("redis", "rediss", "unix"),
@@ -103,7 +130,7 @@ _URL_SCHEMES = {
     "elevenlabs_base_url": ("http", "https"),
     "sentry_dsn": ("http", "https"),
 }
-_EXPECTED = {"int": "expected a whole number", "float": "expected a number"}
+_EXPECTED = {"int": "expected a whole number", "float": "expected a number", "bool": "expected true or false"}
 _RANGES: dict[str, tuple[float, float]] = {
     "port": (1, 65535),
     "max_body_bytes": (1024, 1024**3),
@@ -116,7 +143,18 @@ _RANGES: dict[str, tuple[float, float]] = {
     "idle_timeout_seconds": (5, 24 * 3600),
     "resume_grace_seconds": (1, 3600),
     "vad_silence_ms": (100, 5000),
+    "live_ttl_seconds": (1, 300),
+    "hint_monologue_seconds": (10, 3600),
+    "hint_talk_share": (0.1, 1.0),
+    "hint_discovery_by_seconds": (10, 3600),
+    "hint_min_open_questions": (0, 100),
+    "hint_max_wpm": (60, 600),
+    "hint_pace_jump": (1.0, 5.0),
+    "hint_min_gap_seconds": (0, 3600),
+    "hint_repeat_seconds": (0, 3600),
+    "hints_llm_interval_seconds": (5, 3600),
 }
+RATE_LIMITS = ("login", "chat", "transcribe", "upload", "ws_connect", "watch", "webhook")
 
 
 def _check_url(field: str, value: str) -> None:
@@ -153,13 +191,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kind = _EXPECTED.get(Settings.__annotations__.get(field, ""), str(exc).split(" - at ")[0])
         if field in _WORD_FIELDS:
             choices = {"log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
-                       "llm_provider": LlmProvider}[field].__args__
+                       "llm_provider": LlmProvider, "hints_llm": HintsLlm}[field].__args__
             kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
     for field, (low, high) in _RANGES.items():
         value = getattr(settings, field)
         if not low <= value <= high:
             raise SettingsError(field.upper(), f"expected a number from {low:g} to {high:g}, got {value!r}")
+    for name in RATE_LIMITS:
+        value = getattr(settings, f"rate_limit_{name}")
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise SettingsError(f"RATE_LIMIT_{name.upper()}",
+                                f"expected a limit like 10/minute or 5 per second, got {value!r}") from None
+    if settings.instance_id is not None and not settings.instance_id.replace("-", "").replace(".", "").isalnum():
+        raise SettingsError("INSTANCE_ID", "use letters, digits, dots and dashes")
     try:
         ipaddress.ip_address(settings.host)
     except ValueError:

@@ -1,8 +1,9 @@
 """A live call owned by this process: numbers its events, delivers them, persists them, records it.
 
-One LiveCall per session per process. Its events get their seq here (one writer per session),
-are kept in a short in-memory log for resuming clients, go to every attached client through its
-outbox, and are appended to Postgres by the call's EventWriter.
+One LiveCall per session across all instances (the one holding its lease). Its events get their
+seq here (one writer per session), are kept in a short in-memory log for a resuming rep, go to the
+rep's socket directly and to watchers through the session's stream on the bus, and are appended
+to Postgres by the process's EventWriter under the call's fencing token.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from coaching.latency import LatencyObserver
 from coaching.persona import Persona
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallServices
+from gateway.fanout.coordinator import Coordinator, StreamEntry
+from gateway.fanout.publisher import StreamPublisher
 from storage.blobs import BlobWriter
 from storage.event_writer import EventWriter
 from storage.sessions import EventRow, SegmentRow, SessionRow, end_session, set_recording
@@ -51,11 +54,16 @@ class LiveCall:
         elapsed_s: how long the call has been running already.
         record: whether to record the call's audio.
         on_closed: called once the call has ended and let go of everything.
+        coordinator: the bus and the leases.
+        token: this call's lease token on the bus.
+        fence: this instance's fencing token for the call's rows in Postgres.
+        lease_ttl_ms: how long the lease lives without a heartbeat.
     """
 
     def __init__(self, *, session: SessionRow, persona: Persona, services: CallServices, pool: asyncpg.Pool,
                  writer: EventWriter, last_seq: int, history: list[Turn], elapsed_s: float, record: bool,
-                 on_closed: Callable[["LiveCall"], None]) -> None:
+                 on_closed: Callable[["LiveCall"], None], coordinator: Coordinator, token: str, fence: int,
+                 lease_ttl_ms: int) -> None:
         self.session = session
         self.session_id = str(session.id)
         self.persona = persona
@@ -67,7 +75,9 @@ class LiveCall:
         self._started = time.monotonic() - elapsed_s
         self._last_activity = time.monotonic()
         self.rep: Outbox | None = None
-        self.watchers: set[Outbox] = set()
+        self.fence = fence
+        self._coordinator = coordinator
+        self.stream = StreamPublisher(coordinator, self.session_id, token, lease_ttl_ms, self.lease_lost)
         self.ending = False  # end() or suspend() has begun
         self._sealed = False  # session.ended is out: nothing more is published
         self.ended = asyncio.Event()
@@ -77,7 +87,9 @@ class LiveCall:
         self._recorder = StereoRecorder()
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
-        self._hints = HintEngine(self.session_id)
+        self._hints = HintEngine(self.session_id, services.hints)
+        self._llm_hints = services.llm_hints.for_call(persona) if services.llm_hints else None
+        self._llm_task: asyncio.Task | None = None
         self._latency = LatencyObserver(call_started_ms=int((time.time() - elapsed_s) * 1000),
                                         silence_ms=services.options.silence_ms)
         self.pipeline = CallPipeline(
@@ -106,6 +118,14 @@ class LiveCall:
     @property
     def first_seq_in_memory(self) -> int:
         return self._log[0][0] if self._log else self._seq + 1
+
+    @property
+    def token(self) -> str:
+        return self.stream.token
+
+    @property
+    def last_activity_ago_s(self) -> float:
+        return time.monotonic() - self._last_activity
 
     def _activity(self) -> None:
         self._last_activity = time.monotonic()
@@ -142,17 +162,28 @@ class LiveCall:
                                      message.end_ms, message.seq)
                 self._activity()
                 hints = self._hints.observe(message)
-            self._writer.add(self.session.org_id, self.session.id,
-                             EventRow(self._seq, message.__struct_config__.tag, frame), segment)
+                if self._llm_hints is not None and self._llm_hints.due() and any(
+                        t.speaker == "rep" for t in self.pipeline.history):
+                    self._llm_task = asyncio.create_task(self._llm_hint(), name=f"llm-hint-{self.session_id}")
+            kind = message.__struct_config__.tag
+            self._writer.add(self.session.org_id, self.session.id, self.fence, EventRow(self._seq, kind, frame), segment)
+            self.stream.add(StreamEntry(self._seq, kind, frame))
         else:
             frame = encode(message)
         if (latency := self._latency.observe(message)) is not None:
             log.info("turn latency", extra={"session_id": self.session_id, **msgspec.structs.asdict(latency)})
         if self.rep is not None:
             self.rep.send_text(frame)
-        for watcher in self.watchers:
-            watcher.send_text(frame)
         for hint in hints:  # right behind the transcript event that triggered it
+            await self.publish(hint)
+
+    async def _llm_hint(self) -> None:
+        """Asks the LLM for a stage-aware hint; publishes it if the debounce lets it through."""
+        suggestion = await self._llm_hints.suggest(self.pipeline.history)
+        if suggestion is None or not suggestion.hint or self._sealed:
+            return
+        hint = self._hints.admit(f"llm_{suggestion.stage}", suggestion.severity, suggestion.hint)
+        if hint is not None:
             await self.publish(hint)
 
     async def announce(self, *, resumed: bool) -> None:
@@ -179,17 +210,6 @@ class LiveCall:
             outbox.send_text(frame)
         self.rep = outbox
         self._activity()
-
-    def attach_watcher(self, outbox: Outbox, *, after_seq: int, older: list[bytes]) -> None:
-        """Like `attach_rep`: history from Postgres, then memory, then live, with no await between."""
-        for frame in older:
-            outbox.send_text(frame)
-        for frame in self.replay_frames(after_seq):
-            outbox.send_text(frame)
-        self.watchers.add(outbox)
-
-    def detach_watcher(self, outbox: Outbox) -> None:
-        self.watchers.discard(outbox)
 
     def detach_rep(self, outbox: Outbox) -> None:
         """The rep's socket closed without `end`: a drop. The call waits `resume_grace_s` for them."""
@@ -259,9 +279,10 @@ class LiveCall:
         except Exception:
             log.exception("could not record the end of a call", extra={"session_id": self.session_id})
         await self._finish_recording()
-        for outbox in [self.rep, *self.watchers]:
-            if outbox is not None:
-                outbox.close(1000, f"call ended: {reason}")
+        await self.stream.close()
+        await self._let_lease_go(absent=True)
+        if self.rep is not None:
+            self.rep.close(1000, f"call ended: {reason}")
         self.rep = None
         self.ended.set()
         self._on_closed(self)
@@ -271,7 +292,7 @@ class LiveCall:
         """Cancels the watchdog, the grace timer and pending ends, but not the recording (it is
         finished, not dropped) nor the task running this."""
         current = asyncio.current_task()
-        for task in (self._grace, *self._tasks):
+        for task in (self._grace, self._llm_task, *self._tasks):
             if task is not None and task is not current and not task.get_name().startswith("recording"):
                 task.cancel()
 
@@ -281,14 +302,45 @@ class LiveCall:
             if task.get_name().startswith("recording"):
                 await asyncio.wait([task], timeout=30)
 
-    async def suspend(self) -> None:
-        """Process shutdown: persist everything, leave the call live for a resume elsewhere."""
+    async def suspend(self, code: int = 1012, reason: str = "the server is restarting; reconnect to resume") -> None:
+        """Persists everything and lets the call go, leaving it live: the rep's next connection,
+        here or on another instance, resumes it. Used at shutdown and to hand a call over."""
+        await self._let_go(code, reason, release=True)
+
+    def lease_lost(self) -> None:
+        """Another instance holds the call now (this one missed heartbeats): stop without a write."""
+        self.stream.lost = True
+        if not self.ending:
+            log.warning("call lease lost to another instance", extra={"session_id": self.session_id})
+            self._tasks.append(asyncio.create_task(
+                self._let_go(4409, "this call continues on another connection", release=False)))
+
+    async def _let_go(self, code: int, reason: str, *, release: bool) -> None:
+        if self.ending:
+            return
         self.ending = True
         self._stop_tasks()
         await self.pipeline.close()
         self._sealed = True
+        await self.stream.close()
+        try:
+            await self._writer.flush()
+        except Exception:
+            log.warning("events not yet persisted when letting a call go", extra={"session_id": self.session_id})
         await self._finish_recording()
-        for outbox in [self.rep, *self.watchers]:
-            if outbox is not None:
-                outbox.close(1012, "the server is restarting; reconnect to resume")
+        if release:
+            await self._let_lease_go(absent=False)
+        if self.rep is not None:
+            self.rep.close(code, reason)
+        self.rep = None
         self.ended.set()
+        self._on_closed(self)
+
+    async def _let_lease_go(self, *, absent: bool) -> None:
+        try:
+            await self._coordinator.release(self.session_id, self.token)
+            if absent:
+                await self._coordinator.set_absent(str(self.session.org_id), self.session_id)
+        except Exception as exc:  # Redis down: the lease and the presence expire by themselves
+            log.warning("could not release a call's lease", extra={"session_id": self.session_id,
+                                                                  "error": type(exc).__name__})

@@ -12,6 +12,8 @@ from coaching.brains.base import Brain
 from coaching.brains.llm import LlmBackend, LlmBrain
 from coaching.brains.scripted import ScriptedBrain
 from coaching.call import CallOptions
+from coaching.hints import HintOptions
+from coaching.llm_hints import LlmHinter
 from coaching.persona import Persona
 from coaching.providers.inference import InferencePool
 from coaching.providers.stt.base import SpeechToText
@@ -23,7 +25,7 @@ from coaching.providers.tts.openai import OpenAITTS
 from coaching.providers.tts.piper import PiperTTS
 from gateway.settings import Settings, SettingsError
 
-__all__ = ["CallLimits", "CallServices", "build_call_services"]
+__all__ = ["CallLimits", "CallServices", "build_call_services", "hint_options"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class CallServices(msgspec.Struct, kw_only=True):
     options: CallOptions
     limits: CallLimits
     providers: dict[str, str]
+    hints: HintOptions = HintOptions()
+    llm_hints: LlmHinter | None = None
 
 
 def build_call_services(settings: Settings, personas: dict[str, Persona], llm_clients: dict[str, openai.AsyncOpenAI],
@@ -74,18 +78,38 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
     llm_choice = settings.llm_choice
     if llm_choice in ("openai", "openrouter") and llm_choice not in llm_clients:
         raise SettingsError("LLM_PROVIDER", f"{llm_choice} needs {llm_choice.upper()}_API_KEY")
+    models = {"openrouter": settings.openrouter_model, "openai": settings.openai_model}
     brain: Brain
     if llm_choice == "scripted":
         brain = ScriptedBrain()
     else:
         order = [llm_choice] + [name for name in ("openrouter", "openai") if name != llm_choice and name in llm_clients]
-        models = {"openrouter": settings.openrouter_model, "openai": settings.openai_model}
         brain = LlmBrain([LlmBackend(name, llm_clients[name], models[name]) for name in order])
     limits = CallLimits(
         max_live_per_user=settings.max_live_sessions_per_user, max_call_s=settings.max_call_seconds,
         idle_s=settings.idle_timeout_seconds, resume_grace_s=settings.resume_grace_seconds,
     )
-    providers = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice}
+    llm_hints = None
+    hint_backend = next((name for name in (llm_choice, "openrouter", "openai") if name in llm_clients), None)
+    if settings.hints_llm == "on" and hint_backend is None:
+        raise SettingsError("HINTS_LLM", "on needs OPENROUTER_API_KEY or OPENAI_API_KEY")
+    if settings.hints_llm != "off" and hint_backend is not None:
+        llm_hints = LlmHinter(LlmBackend(hint_backend, llm_clients[hint_backend], models[hint_backend]),
+                              interval_s=settings.hints_llm_interval_seconds)
+    providers = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice,
+                 "hints_llm": hint_backend if llm_hints else "off"}
     log.info("call providers chosen", extra=providers)
     return CallServices(personas=personas, stt=stt, tts=tts, brain=brain, pool=pool,
-                        options=CallOptions(silence_ms=settings.vad_silence_ms), limits=limits, providers=providers)
+                        options=CallOptions(silence_ms=settings.vad_silence_ms), limits=limits, providers=providers,
+                        hints=hint_options(settings), llm_hints=llm_hints)
+
+
+def hint_options(settings: Settings) -> HintOptions:
+    """The HINT_* thresholds in the engine's units."""
+    return HintOptions(
+        monologue_ms=settings.hint_monologue_seconds * 1000, talk_share=settings.hint_talk_share,
+        discovery_by_ms=settings.hint_discovery_by_seconds * 1000,
+        min_open_questions=settings.hint_min_open_questions, max_wpm=settings.hint_max_wpm,
+        pace_jump=settings.hint_pace_jump, min_gap_ms=settings.hint_min_gap_seconds * 1000,
+        repeat_ms=settings.hint_repeat_seconds * 1000,
+    )

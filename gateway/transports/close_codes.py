@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from gateway.auth.caller import AuthRefused
 
-__all__ = ["BAD_MESSAGE", "NOT_FOUND", "REFUSED", "TOO_LONG", "UNAUTHENTICATED", "close_code_for"]
+__all__ = ["BAD_MESSAGE", "NOT_FOUND", "RATE_LIMITED", "REFUSED", "TOO_LONG", "UNAUTHENTICATED", "close_code_for"]
 
 UNAUTHENTICATED = 4401
 REFUSED = 4403
 NOT_FOUND = 4404
 BAD_MESSAGE = 4400
 TOO_LONG = 4408
+RATE_LIMITED = 4429
 
 
 def close_code_for(refused: AuthRefused) -> int:

@@ -14,7 +14,7 @@ from coaching.events import ClientEnd, ClientPing, ClientStart, ClientText, Erro
 from gateway.auth.caller import AuthRefused, Caller, authenticate
 from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
-from gateway.transports.close_codes import NOT_FOUND, REFUSED, close_code_for
+from gateway.transports.close_codes import NOT_FOUND, RATE_LIMITED, REFUSED, close_code_for
 from storage import sessions
 
 __all__ = ["SocketClosed", "open_call", "open_watch", "pump"]
@@ -28,18 +28,26 @@ class SocketClosed(Exception):
         self.code, self.reason = code, reason
 
 
-async def _caller_and_session(socket: WebSocket, state: State,
-                              session_id: uuid.UUID) -> tuple[Caller, sessions.SessionRow | None]:
+async def _caller_and_session(socket: WebSocket, state: State, session_id: uuid.UUID,
+                              limit: str) -> tuple[Caller, sessions.SessionRow | None]:
     """Who is on the socket, and the session as their tenant sees it (None: absent or not theirs to see).
 
     Raises:
-        SocketClosed: the caller could not be authenticated (4401/4403).
+        SocketClosed: the caller could not be authenticated (4401/4403) or is over the rate
+            limit `limit` (4429; 1013 when limits fail closed and their store is down).
     """
     try:
         async with state.pool.acquire() as conn, conn.transaction():
-            return await authenticate(socket, conn), await sessions.get_session(conn, session_id)
+            caller = await authenticate(socket, conn)
+            session = await sessions.get_session(conn, session_id)
     except AuthRefused as refused:
         raise SocketClosed(close_code_for(refused), refused.message) from None
+    verdict = await state.limiter.check(limit, str(caller.user_id))
+    if not verdict.allowed:
+        if verdict.unavailable:
+            raise SocketClosed(1013, "rate limiting is unavailable; try again in a moment")
+        raise SocketClosed(RATE_LIMITED, f"too many connections; try again in {verdict.retry_after} s")
+    return caller, session
 
 
 async def open_call(socket: WebSocket, state: State, session_id: uuid.UUID) -> tuple[Caller, sessions.SessionRow, ClientStart]:
@@ -48,7 +56,7 @@ async def open_call(socket: WebSocket, state: State, session_id: uuid.UUID) -> t
     Raises:
         SocketClosed: with the close code and reason to send.
     """
-    caller, session = await _caller_and_session(socket, state, session_id)
+    caller, session = await _caller_and_session(socket, state, session_id, "ws_connect")
     if session is None:
         raise SocketClosed(NOT_FOUND, "no such session")
     if session.user_id != caller.user_id:
@@ -78,7 +86,7 @@ async def open_watch(socket: WebSocket, state: State, session_id: uuid.UUID) -> 
     Raises:
         SocketClosed: with the close code and reason to send.
     """
-    caller, session = await _caller_and_session(socket, state, session_id)
+    caller, session = await _caller_and_session(socket, state, session_id, "watch")
     if not caller.is_staff:
         raise SocketClosed(REFUSED, "only coaches and admins can watch calls")
     if session is None:

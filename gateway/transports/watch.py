@@ -1,4 +1,8 @@
-"""`/ws/sessions/{id}/watch`: a coach watches a call (history, then live) and may whisper to the rep."""
+"""`/ws/sessions/{id}/watch`: a coach watches a call (history, then live) and may whisper to the rep.
+
+The frames come from the session's stream on the bus, whichever instance runs the call; a
+whisper goes to the instance that owns the call, which numbers and publishes it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from coaching.events import ClientPing, Pong, Sender, Whisper, encode, watcher_decoder
+from coaching.events import ClientPing, Notice, Pong, Sender, encode, watcher_decoder
 from gateway.calls.outbox import Outbox
+from gateway.calls.registry import as_sent
 from gateway.transports.session_socket import SocketClosed, open_watch
+from storage import sessions
+from storage.tenancy import tenant_tx
 
 __all__ = ["watch_session"]
 
@@ -26,13 +33,18 @@ async def watch_session(socket: WebSocket, state: State, session_id: FromPath[uu
         await socket.close(closed.code, closed.reason)
         return
     outbox = Outbox(socket, max_frames=2000)  # a watcher too far behind is closed (1013) and resumes
-    call = await state.calls.watch(caller, session, outbox, after_seq)
-    if call is None:
-        outbox.close(1000, "replay complete: the call is not live here")
+    key = str(session_id)
+    if session.status == "ended":  # a replay: everything is in Postgres
+        async with tenant_tx(state.pool, caller.tenant) as conn:
+            for row in await sessions.list_events(conn, session_id, after_seq=after_seq, limit=1_000_000):
+                outbox.send_text(as_sent(row))
+        outbox.close(1000, "replay complete: the call has ended")
         await outbox.drain()
         return
+    watcher = state.feeds.watch(key, caller.tenant, outbox, after_seq)
+    sender = Sender(str(caller.user_id), caller.name)
     try:
-        while not call.ending:
+        while not outbox.closed:
             message = await socket.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -41,11 +53,13 @@ async def watch_session(socket: WebSocket, state: State, session_id: FromPath[uu
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 outbox.close(1008, f"watchers may send whisper (1-500 characters) or ping: {exc}"[:120])
                 return
+            now = int(time.time() * 1000)
             if isinstance(command, ClientPing):
-                outbox.send_text(encode(Pong(session_id=call.session_id, ts=int(time.time() * 1000))))
-            else:
-                await call.publish(Whisper(session_id=call.session_id, ts=0,
-                                           sender=Sender(str(caller.user_id), caller.name), text=command.text))
+                outbox.send_text(encode(Pong(session_id=key, ts=now)))
+            elif not await state.calls.whisper(key, sender, command.text):
+                outbox.send_text(encode(Notice(
+                    session_id=key, ts=now, code="not_delivered",
+                    message="the rep is not connected to this call right now; the whisper was not delivered")))
     finally:
-        call.detach_watcher(outbox)
+        state.feeds.leave(key, watcher)
         await outbox.drain()

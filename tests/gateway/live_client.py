@@ -86,6 +86,13 @@ class LiveClient:
             await self._ws.send(pcm[i:i + step])
             await asyncio.sleep(FRAME_MS / 1000 / speed)
 
+    async def talk(self, text: str, *, timeout: float = 30) -> dict:
+        """Says one line as the rep (typed); returns the persona's final answer to it."""
+        mark = len(self.events)
+        await self.send({"type": "text", "text": text})
+        return await self.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona",
+                                   after=mark, timeout=timeout)
+
     def of_type(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["type"] == kind]
 

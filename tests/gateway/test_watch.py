@@ -1,7 +1,9 @@
-"""Coaches watching a call on this instance: history then live, whispers, refusals, replays.
-(Across instances, through Redis, comes with the fan-out work.)"""
+"""Coaches watching a call on one instance (the in-process bus): history then live, whispers and
+their audit trail, the live list, refusals, replays. Across instances: test_instances.py."""
 
-from tests.gateway.accounts_helpers import bearer, invite, signup
+import httpx
+
+from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.live_client import LiveClient
 
 
@@ -63,6 +65,47 @@ async def test_whisper_reaches_the_rep_every_watcher_and_the_log(base_url, clien
     stored = (await client.get(f"/api/sessions/{session_id}/events", params={"limit": 1000},
                                headers=bearer(rep))).json()["items"]
     assert whisper in stored
+    audit = await eventually(lambda: _whisper_audit(client, admin))
+    assert audit["actor_id"] == coach["user"]["id"] and audit["actor_role"] == "coach"
+    assert audit["row_id"] == f"{session_id}:{whisper['seq']}"
+    assert audit["new_data"]["text"] == "Ask about the impact of the close."
+
+
+async def _whisper_audit(client, admin):
+    items = (await client.get("/api/audit", headers=bearer(admin))).json()["items"]
+    return next((i for i in items if i["table_name"] == "session_events"), None)
+
+
+async def test_the_live_list_shows_the_orgs_calls_to_coaches_and_admins(base_url, client):
+    admin, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    calls = (await client.get("/api/live", headers=bearer(coach))).json()["calls"]
+    assert [(c["session_id"], c["rep"]["id"], c["persona"]["id"]) for c in calls] == [
+        (session_id, rep["user"]["id"], "skeptical-cfo")]
+    assert (await client.get("/api/live", headers=bearer(rep))).status_code == 403
+    async with httpx.AsyncClient(base_url=base_url) as anonymous:
+        assert (await anonymous.get("/api/live")).status_code == 401
+    await call.send({"type": "end"})
+    await call.wait_closed()
+    assert (await client.get("/api/live", headers=bearer(admin))).json()["calls"] == []
+
+
+async def test_a_whisper_when_the_rep_is_gone_gets_a_notice_not_a_silent_drop(base_url, client):
+    _, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await watch.wait_for(lambda e: e["type"] == "session.started")
+    await call.send({"type": "end"})
+    await watch.wait_closed()
+    # The call has ended: a new watcher gets the replay; an un-started session has nobody to whisper to.
+    fresh = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(rep))).json()
+    idle = await watcher(base_url, fresh["id"], coach["access_token"]).open(start=False)
+    await idle.send({"type": "whisper", "text": "Are you there?"})
+    notice = await idle.wait_for(lambda e: e["type"] == "notice")
+    assert notice["code"] == "not_delivered" and "seq" not in notice
+    await idle.close()
 
 
 async def test_too_long_whisper_closes_the_watcher_with_a_reason(base_url, client):

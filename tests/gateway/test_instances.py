@@ -1,0 +1,164 @@
+"""Two real gateway processes sharing Postgres and Redis, as behind a load balancer: coaches watch
+and whisper across instances, reps resume on another instance, the live list and rate limits hold
+across both, and a killed instance's calls leave the live list within the TTL."""
+
+import asyncio
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.gateway.accounts_helpers import bearer, eventually, invite, signup, unique_email
+from tests.gateway.live_client import LiveClient
+from tests.gateway.test_watch import numbered, team, watcher
+from tests.processes import gateway_process
+
+TTL_S = 2
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def instance_env(name: str) -> dict[str, str]:
+    return {"instance_id": name, "redis_url": REDIS_URL, "live_ttl_seconds": str(TTL_S),
+            "rate_limit_login": "5/minute", "resume_grace_seconds": "20"}
+
+
+@pytest.fixture(scope="module")
+def pair(module_database_url):
+    with gateway_process(module_database_url, **instance_env("gw-a")) as a, \
+            gateway_process(module_database_url, **instance_env("gw-b")) as b:
+        yield a, b
+
+
+@pytest.fixture
+async def client(pair):
+    async with httpx.AsyncClient(base_url=pair[0].url, timeout=30) as client:
+        yield client
+
+
+async def test_coach_on_b_watches_a_call_on_a_from_its_start_and_whispers_to_the_rep(pair, client):
+    a, b = pair
+    _, coach, rep, session_id = await team(client)
+    call = await LiveClient(a.url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.talk("How does your month end close process work today?")
+
+    watch = await watcher(b.url, session_id, coach["access_token"]).open(start=False)
+    history_end = numbered(call.events)[-1]["seq"]
+    await watch.wait_for(lambda e: e.get("seq") == history_end)
+    answer = await call.talk("What does a late close cost your team?")
+    await watch.wait_for(lambda e: e.get("seq") == answer["seq"])
+
+    await watch.send({"type": "whisper", "text": "Ask who else feels that pain."})
+    whisper = await call.wait_for(lambda e: e["type"] == "whisper")
+    assert whisper["from"] == {"id": coach["user"]["id"], "name": "Coach Kim"}
+    assert (await watch.wait_for(lambda e: e["type"] == "whisper"))["seq"] == whisper["seq"]
+    assert whisper["seq"] > answer["seq"], "numbered by the owner, after what it had published"
+
+    seen = numbered(watch.events)
+    assert [e["seq"] for e in seen] == list(range(1, whisper["seq"] + 1)), "history then live: no gap, no duplicate"
+    assert seen == numbered(call.events)[: whisper["seq"]], "exactly what the rep's socket got"
+    await watch.close()
+    await call.close()
+
+
+async def test_the_live_list_on_either_instance_shows_a_call_running_on_the_other(pair, client):
+    a, b = pair
+    admin, coach, rep, session_id = await team(client)
+    call = await LiveClient(a.url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
+        listed = (await on_b.get("/api/live", headers=bearer(coach))).json()["calls"]
+        assert [c["session_id"] for c in listed] == [session_id]
+        entry = listed[0]
+        assert entry["rep"] == {"id": rep["user"]["id"], "name": rep["user"]["name"]}
+        assert entry["persona"]["id"] == "skeptical-cfo" and entry["persona"]["name"]
+        assert entry["instance"] == "gw-a" and entry["transport"] == "websocket"
+        assert entry["started_at"] and entry["last_activity_at"]
+        assert (await on_b.get("/api/live", headers=bearer(rep))).status_code == 403
+        other_org = await signup(on_b)
+        assert (await on_b.get("/api/live", headers=bearer(other_org))).json()["calls"] == []
+        await call.send({"type": "end"})
+        await call.wait_closed()
+        assert (await on_b.get("/api/live", headers=bearer(admin))).json()["calls"] == []
+    await call.close()
+
+
+async def test_a_rep_dropped_on_a_resumes_on_b_with_no_gap_and_a_stops_writing(pair, client, module_database_url):
+    a, b = pair
+    _, _, rep, session_id = await team(client)
+    first = await LiveClient(a.url, session_id, rep["access_token"]).open()
+    await first.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await first.talk("How does your month end close process work today?")
+    last_seq = numbered(first.events)[-1]["seq"]
+    await first.close()  # dropped; A keeps the call for the grace period
+
+    second = await LiveClient(b.url, session_id, rep["access_token"]).open(last_seq=last_seq)
+    resumed = await second.wait_for(lambda e: e["type"] == "session.started", timeout=TTL_S + 15)
+    assert resumed["resumed"] is True
+    replayed = numbered(second.events)[: second.events.index(resumed)]
+    assert [e["seq"] for e in replayed] == list(range(last_seq + 1, resumed["seq"]))
+    answer = await second.talk("And what does a late close cost you?")
+    assert answer["seq"] > resumed["seq"]
+    await second.send({"type": "end"})
+    await second.wait_closed()
+
+    conn = await asyncpg.connect(module_database_url)
+    try:
+        seqs = [r["seq"] for r in await conn.fetch(
+            "SELECT seq FROM session_events WHERE session_id = $1 ORDER BY seq", session_id)]
+        fence = await conn.fetchval("SELECT owner_fence FROM roleplay_sessions WHERE id = $1", session_id)
+        status = await conn.fetchval("SELECT status FROM roleplay_sessions WHERE id = $1", session_id)
+    finally:
+        await conn.close()
+    assert seqs == list(range(1, seqs[-1] + 1)), "one writer at a time: no gap, no clash"
+    assert numbered(second.events)[-1]["seq"] == seqs[-1] and numbered(second.events)[-1]["type"] == "session.ended"
+    assert fence == 2, "taken once by A, once by B"
+    assert status == "ended"
+    live_on_a = (await client.get("/api/live", headers=bearer(await signup(client)))).json()["calls"]
+    assert session_id not in [c["session_id"] for c in live_on_a]
+
+
+async def test_the_login_limit_holds_across_both_instances(pair):
+    email = unique_email("limited")
+    statuses, answers = [], []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(12):
+            url = pair[i % 2].url
+            response = await http.post(f"{url}/api/auth/login", json={"email": email, "password": "wrong-password"})
+            statuses.append(response.status_code)
+            answers.append(response)
+        other = await http.post(f"{pair[1].url}/api/auth/login", json={"email": unique_email("other"), "password": "x" * 12})
+    assert statuses.count(401) == 5 and statuses.count(429) == 7, statuses
+    now = time.time()
+    for i, response in enumerate(answers):
+        assert response.headers["X-RateLimit-Limit"] == "5"
+        assert int(response.headers["X-RateLimit-Remaining"]) == max(0, 4 - i)
+        assert now - 5 < int(response.headers["X-RateLimit-Reset"]) <= now + 61
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    assert other.status_code == 401, "the limit is per email (and address), not global"
+
+
+async def test_a_killed_instance_calls_leave_the_live_list_within_the_ttl(pair, client, module_database_url):
+    _, b = pair
+    admin, coach, rep, session_id = await team(client)
+    with gateway_process(module_database_url, **instance_env("gw-doomed")) as doomed:
+        call = await LiveClient(doomed.url, session_id, rep["access_token"]).open()
+        await call.wait_for(lambda e: e["type"] == "session.started")
+        async with httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
+            async def listed():
+                calls = (await on_b.get("/api/live", headers=bearer(coach))).json()["calls"]
+                return [c["session_id"] for c in calls]
+            assert await listed() == [session_id]
+            doomed.kill()
+            killed_at = time.monotonic()
+            await eventually(lambda: _empty(listed), timeout=TTL_S + 5, interval=0.1)
+            gone_after = time.monotonic() - killed_at
+        await call.close()
+    assert gone_after <= TTL_S + 1.0, gone_after
+
+
+async def _empty(listed) -> bool:
+    return await listed() == []
