@@ -51,8 +51,9 @@ class ApiError(HTTPException):
         field: the request field at fault, if one is.
     """
 
-    def __init__(self, status_code: int, code: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(status_code=status_code, detail=message)
+    def __init__(self, status_code: int, code: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code, self.message, self.field = code, message, field
 
 

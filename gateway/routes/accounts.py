@@ -16,6 +16,7 @@ from gateway.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_pa
 from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signed_in
 from gateway.auth.tokens import hash_secret
 from gateway.errors import ApiError
+from gateway.ratelimit import limit_request
 from storage import accounts
 from storage.tenancy import Tenant, set_tenant
 
@@ -83,6 +84,8 @@ async def signup(request: Request, state: State, data: JSONBody[SignupIn]) -> Re
 
 @post("/api/auth/login", tags=["auth"], summary="Log in with email and password", status_code=200)
 async def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[AuthOut]:
+    client = request.client.host if request.client else "unknown"
+    await limit_request(request, "login", f"{client}|{data.email.strip().lower()}")
     async with state.pool.acquire() as conn, conn.transaction():
         user = await accounts.login_user(conn, data.email.strip())
         # Unknown email and wrong password do the same argon2 work and get the same answer.

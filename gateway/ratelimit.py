@@ -1,0 +1,150 @@
+"""Distributed rate limits: the `limits` library's moving window, in Redis when REDIS_URL is set
+(atomic Lua, so N per minute holds across every instance), in memory otherwise.
+
+Handlers call `RateLimiter.check(name, key)` with a limit named in settings (`RATE_LIMIT_<NAME>`).
+The verdict's headers go on every response of the route, whatever its status
+(`RateLimitHeaders` middleware adds them); a refusal is 429 with Retry-After (WebSockets: 4429).
+If the store is unreachable, requests pass (logged, reported to Sentry) unless
+RATE_LIMIT_FAIL_CLOSED=true, which refuses them with 503 (WebSockets: 1013).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import msgspec
+import redis.asyncio as aioredis
+import sentry_sdk
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from litestar import Request
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import ApiError
+from gateway.settings import RATE_LIMITS, Settings
+
+__all__ = ["RateLimitHeaders", "RateLimiter", "Verdict", "limit_request"]
+
+log = logging.getLogger(__name__)
+_SCOPE_KEY = "sparring.rate_limit_headers"
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    allowed: bool
+    name: str
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds when a request is admitted again / the window frees up
+    window_s: int
+    unavailable: bool = False  # the store could not be reached (fail-open or fail-closed)
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, self.reset - int(time.time())) if not self.unavailable else 5
+
+    def headers(self) -> dict[str, str]:
+        if self.unavailable:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+            "RateLimit-Policy": f'"{self.name}";q={self.limit};w={self.window_s}',
+            "RateLimit": f'"{self.name}";r={self.remaining};t={max(0, self.reset - int(time.time()))}',
+        }
+
+
+class RateLimiter:
+    """Args:
+        storage: a `limits` async storage.
+        limits: name -> limit (login, chat, transcribe, upload, ws_connect, watch, webhook).
+        fail_closed: refuse when the storage is unreachable.
+    """
+
+    def __init__(self, storage: Storage, limits: dict[str, RateLimitItem], *, fail_closed: bool) -> None:
+        self._storage = storage
+        self._strategy = MovingWindowRateLimiter(storage)
+        self.limits, self.fail_closed = limits, fail_closed
+        self._failing = False
+
+    @classmethod
+    @asynccontextmanager
+    async def from_settings(cls, settings: Settings, redis_client: aioredis.Redis | None) -> AsyncIterator["RateLimiter"]:
+        limits = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in RATE_LIMITS}
+        if redis_client is None or settings.redis_url is None:
+            storage: Storage = MemoryStorage()
+        else:
+            url = settings.redis_url
+            url = "async+redis+" + url if url.startswith("unix://") else "async+" + url
+            storage = RedisStorage(url, implementation="redispy", wrap_exceptions=True, key_prefix="sparring:limits",
+                                   socket_timeout=2, socket_connect_timeout=2)
+        try:
+            yield cls(storage, limits, fail_closed=settings.rate_limit_fail_closed)
+        finally:
+            bridge = getattr(storage, "bridge", None)
+            client = getattr(bridge, "storage", None)
+            if client is not None and hasattr(client, "aclose"):
+                await client.aclose()
+
+    async def check(self, name: str, key: str) -> Verdict:
+        """Counts one request of `key` against the limit `name`."""
+        item = self.limits[name]
+        window_s = item.get_expiry()
+        try:
+            allowed = await self._strategy.hit(item, name, key)
+            stats = await self._strategy.get_window_stats(item, name, key)
+        except (StorageError, OSError, aioredis.RedisError) as exc:
+            if not self._failing:
+                log.warning("rate-limit store unreachable", extra={
+                    "error": type(exc).__name__, "mode": "closed" if self.fail_closed else "open"})
+                sentry_sdk.capture_exception(exc)
+            self._failing = True
+            return Verdict(not self.fail_closed, name, item.amount, 0, 0, window_s, unavailable=True)
+        if self._failing:
+            log.info("rate-limit store reachable again")
+            self._failing = False
+        reset = math.ceil(stats.reset_time)
+        return Verdict(allowed, name, item.amount, stats.remaining, reset, window_s)
+
+
+async def limit_request(request: Request, name: str, key: str) -> Verdict:
+    """Checks a limit for an HTTP request: its headers go on the response whatever the outcome.
+
+    Raises:
+        ApiError: 429 over the limit (Retry-After), 503 when limits fail closed and the store is down.
+    """
+    verdict = await request.app.state.limiter.check(name, key)
+    request.scope[_SCOPE_KEY] = verdict.headers()  # type: ignore[literal-required]
+    if verdict.allowed:
+        return verdict
+    if verdict.unavailable:
+        raise ApiError(503, "rate_limit_unavailable", "try again in a moment",
+                       headers={"Retry-After": str(verdict.retry_after)})
+    raise ApiError(429, "rate_limited", f"too many requests; try again in {verdict.retry_after} s",
+                   headers={"Retry-After": str(verdict.retry_after)})
+
+
+class RateLimitHeaders:
+    """Puts a limited route's rate-limit headers on its response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and (headers := scope.get(_SCOPE_KEY)):
+                message["headers"] = [*message.get("headers", ()),
+                                      *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
