@@ -52,6 +52,7 @@ class HintOptions(msgspec.Struct, frozen=True, kw_only=True):
     min_open_questions: int = 3
     max_wpm: float = 180.0
     pace_window_ms: int = 30_000
+    pace_jump: float = 1.3  # rep's pace after an objection over their pace before it
     min_gap_ms: int = 20_000
     repeat_ms: int = 60_000
 
@@ -78,6 +79,8 @@ class HintEngine:
         self._pending_buyer_question: _Turn | None = None
         self._last_hint_ms: int | None = None
         self._last_by_kind: dict[str, int] = {}
+        self._objection_at: int | None = None
+        self._pace_before: float | None = None
 
     def observe(self, event: TranscriptFinal) -> list[Hint]:
         text = event.text.strip()
@@ -88,16 +91,23 @@ class HintEngine:
             found += self._rep_rules(turn)
         else:
             found += self._buyer_rules(turn)
-        hints = []
         for kind, severity, message in found:
-            if self._allowed(kind, severity, turn.end_ms):
-                hints.append(Hint(session_id=self._session_id, ts=0, hint_id=uuid.uuid4().hex[:12], kind=kind,
-                                  severity=severity, text=message,
-                                  evidence=Evidence(turn.segment_id, _quote(turn.text))))
-                self._last_hint_ms = turn.end_ms
-                self._last_by_kind[kind] = turn.end_ms
-                break  # one hint per transcript event
-        return hints
+            hint = self._admit(kind, severity, message, turn)
+            if hint is not None:
+                return [hint]  # one hint per transcript event
+        return []
+
+    def admit(self, kind: str, severity: Severity, text: str) -> Hint | None:
+        """A hint from elsewhere (the LLM mode), quoting the latest final, under the same debounce."""
+        return self._admit(kind, severity, text, self._turns[-1]) if self._turns else None
+
+    def _admit(self, kind: str, severity: Severity, text: str, turn: _Turn) -> Hint | None:
+        if not self._allowed(kind, severity, turn.end_ms):
+            return None
+        self._last_hint_ms = turn.end_ms
+        self._last_by_kind[kind] = turn.end_ms
+        return Hint(session_id=self._session_id, ts=0, hint_id=uuid.uuid4().hex[:12], kind=kind,
+                    severity=severity, text=text, evidence=Evidence(turn.segment_id, _quote(turn.text)))
 
     def _allowed(self, kind: str, severity: Severity, now_ms: int) -> bool:
         last_kind = self._last_by_kind.get(kind)
@@ -138,6 +148,15 @@ class HintEngine:
         wpm = self._rep_wpm(turn.end_ms)
         if wpm is not None and wpm > o.max_wpm:
             out.append(("pace", "info", f"You are speaking fast ({wpm:.0f} words a minute): slow down."))
+        if self._objection_at is not None:
+            after = self._rep_wpm(turn.end_ms, since_ms=self._objection_at, min_spoken_ms=3_000)
+            if turn.end_ms - self._objection_at > o.pace_window_ms:
+                self._objection_at = None
+            elif after is not None and self._pace_before and after > self._pace_before * o.pace_jump:
+                out.append(("pace_jump", "info",
+                            f"You sped up after their objection ({self._pace_before:.0f} to {after:.0f} words a minute): "
+                            "slow down and answer calmly."))
+                self._objection_at = None
         return out
 
     def _buyer_rules(self, turn: _Turn) -> list[tuple[str, Severity, str]]:
@@ -147,6 +166,8 @@ class HintEngine:
         for kind, (pattern, advice) in OBJECTIONS.items():
             if pattern.search(lowered):
                 out.append((kind, "warning", advice))
+                self._objection_at = turn.end_ms
+                self._pace_before = self._rep_wpm(turn.start_ms, since_ms=0)
                 break
         if _WINDING_DOWN.search(lowered) and not self._next_step_asked:
             out.append(("no_next_step", "warning", "They are wrapping up and there is no next step: propose a specific one now."))
@@ -166,10 +187,12 @@ class HintEngine:
         total = talk["rep"] + talk["persona"]
         return talk["rep"] / total if total else None
 
-    def _rep_wpm(self, now_ms: int) -> float | None:
-        recent = [t for t in self._turns if t.speaker == "rep" and t.end_ms >= now_ms - self._options.pace_window_ms]
+    def _rep_wpm(self, now_ms: int, *, since_ms: int | None = None, min_spoken_ms: int = 5_000) -> float | None:
+        """The rep's words a minute over the turns that end in the pace window (or since `since_ms`)."""
+        start = now_ms - self._options.pace_window_ms if since_ms is None else since_ms
+        recent = [t for t in self._turns if t.speaker == "rep" and start <= t.end_ms <= now_ms and t.start_ms >= start]
         spoken_ms = sum(t.end_ms - t.start_ms for t in recent)
-        if spoken_ms < 5_000:  # a few seconds are too little to judge pace
+        if spoken_ms < min_spoken_ms:  # a few seconds are too little to judge pace
             return None
         return sum(t.words for t in recent) / (spoken_ms / 60_000)
 

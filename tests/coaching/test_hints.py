@@ -113,3 +113,21 @@ def test_one_hint_per_20_seconds_unless_a_warning_and_no_kind_twice_within_a_min
     quiet.say("rep", "Why do you ask?", 12, 13)
     quiet.say("persona", "Just curious, how long?", 14, 15)
     assert quiet.say("rep", "Who decides?", 15, 16) == []  # info within 20 s of the last hint
+
+
+def test_pace_jump_after_an_objection():
+    call = Call(monologue_ms=10**9, talk_share=1.1, min_gap_ms=0)
+    calm = "We help finance teams close the books faster by automating the reconciliation work each month."  # 16 words
+    call.say("rep", calm, 0, 8)  # 120 wpm
+    call.say("rep", "What does your month end look like right now for your team?", 8, 14)
+    assert call.say("persona", "Honestly the price sounds high for us.", 14, 17) == ["objection_price"]
+    rushed = "I understand but the value is huge and the savings pay for it in a quarter so it really is worth it."
+    assert call.say("rep", rushed, 17, 22) == ["pace_jump"]  # 22 words in 5 s: 264 wpm
+    hint = call.hints[-1]
+    assert "sped up" in hint.text and hint.evidence.segment_id == "rep-4"
+
+    steady = Call(monologue_ms=10**9, talk_share=1.1, min_gap_ms=0)
+    steady.say("rep", calm, 0, 8)
+    steady.say("rep", "What does your month end look like right now for your team?", 8, 14)
+    steady.say("persona", "Honestly the price sounds high for us.", 14, 17)
+    assert steady.say("rep", "I hear you. What are you comparing it with today?", 17, 22) == []  # 10 words: 120 wpm

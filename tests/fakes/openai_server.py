@@ -23,6 +23,12 @@ class FakeOpenAI:
     reply: str = "Sure. Tell me more about it."
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     chats: list[dict] = field(default_factory=list)
+    # Answer to a completion asking for structured output (`response_format`), sent as its content.
+    structured: dict = field(default_factory=lambda: {"stage": "discovery", "hint": None, "severity": "info"})
+
+    def persona_chats(self) -> list[dict]:
+        """The streamed (persona) completions, without structured-output requests (LLM hints)."""
+        return [c for c in self.chats if c.get("stream")]
 
     def _record(self, request: Request) -> None:
         self.requests.append((request.method, request.url.path, request.headers.get("authorization")))
@@ -47,6 +53,14 @@ class FakeOpenAI:
             fake.chats.append(body)
             if fake.failing:
                 return fake._failure()
+            if "response_format" in body and not body.get("stream"):
+                return Response({
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": json.dumps(fake.structured)}}],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                })
 
             async def sse() -> AsyncIterator[bytes]:
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
