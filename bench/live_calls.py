@@ -56,7 +56,8 @@ def pct(values, p):
 class Gateway:
     """`sparring serve` in its own process, pinned to one core."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cpu: int = SERVER_CPU) -> None:
+        self.cpu = cpu
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
@@ -68,7 +69,7 @@ class Gateway:
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
-        os.sched_setaffinity(self.proc.pid, {SERVER_CPU})
+        os.sched_setaffinity(self.proc.pid, {self.cpu})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
