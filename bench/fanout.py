@@ -109,14 +109,19 @@ async def run_level(gateways: list[Gateway], per_instance: int, watchers: int, s
     stop.set()
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    failed = sum(1 for t in tasks if t.done() and not t.cancelled() and t.exception() is not None)
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = sum(1 for o in outcomes if isinstance(o, Exception) and not isinstance(o, asyncio.CancelledError))
     return {"latencies": latencies, "deliveries_per_s": received[0] / elapsed, "failed": failed,
             "expected_per_s": len(ids) * EVENTS_PER_S * watchers}
 
 
 async def _drain(sock) -> None:
-    async for _ in sock:
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        async for _ in sock:
+            pass
+    except ConnectionClosed:
         pass
 
 
