@@ -23,6 +23,7 @@ from gateway.settings import Settings
 from gateway.transports.echo import echo
 from gateway.transports.live import live_session
 from gateway.transports.watch import watch_session
+from gateway.vapi import routes as vapi_routes
 
 __all__ = ["create_app", "serve_app"]
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
             sessions.delete_session, sessions.recording,
             live.list_live_calls,
+            vapi_routes.webhook, vapi_routes.org_webhook, vapi_routes.knowledge_tool, vapi_routes.vapi_llm,
+            vapi_routes.get_org_vapi, vapi_routes.put_org_vapi,
             echo, live_session, watch_session,
             *extra_routes,
         ],

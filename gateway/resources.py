@@ -23,6 +23,7 @@ from gateway.fanout.feeds import FeedHub
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
 from gateway.ratelimit import RateLimiter
+from gateway.vapi.calls import VapiCalls
 from gateway.settings import Settings
 from storage.database import connect, create_pool
 from storage.embedded import start_embedded_postgres
@@ -140,6 +141,15 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.calls = await stack.enter_async_context(
             CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds))
         app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
+        control = httpx.AsyncClient(timeout=5) if settings.vapi_coach_steering else None
+        if control is not None:
+            stack.push_async_callback(control.aclose)
+        app.state.vapi = VapiCalls(
+            pool=pool, coordinator=coordinator, personas=app.state.personas, hint_options=services.hints,
+            default_org_id=settings.vapi_default_org_id, default_persona_id=settings.vapi_default_persona_id,
+            site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control)
+        if settings.vapi_webhook_auth == "none":
+            log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
         # Load local models in the background so the first call does not wait for them.
         warm = [getattr(p, "warm_up") for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
         if warm:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from pathlib import Path
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
@@ -19,6 +20,9 @@ SttProvider = Literal["auto", "openai", "local"]
 TtsProvider = Literal["auto", "openai", "elevenlabs", "local"]
 LlmProvider = Literal["auto", "openai", "openrouter", "scripted"]
 HintsLlm = Literal["auto", "on", "off"]
+VapiAuth = Literal["auto", "hmac", "secret", "bearer", "legacy", "none"]
+VapiHmacAlgorithm = Literal["sha256", "sha512", "sha1"]
+VapiHmacEncoding = Literal["hex", "base64"]
 
 
 class SettingsError(SparringError):
@@ -94,7 +98,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hints_llm_interval_seconds: int = 30
     # VAPI.
     vapi_private_key: str | None = None
+    vapi_public_key: str | None = None
     vapi_webhook_secret: str | None = None
+    vapi_webhook_auth: VapiAuth = "auto"
+    vapi_hmac_signature_header: str = "x-signature"
+    vapi_hmac_timestamp_header: str = "x-timestamp"
+    vapi_hmac_prefix: str = ""
+    vapi_hmac_payload: str = "{timestamp}.{body}"
+    vapi_hmac_algorithm: VapiHmacAlgorithm = "sha256"
+    vapi_hmac_encoding: VapiHmacEncoding = "hex"
+    vapi_default_org_id: uuid.UUID | None = None
+    vapi_default_persona_id: str | None = None
+    vapi_llm_api_key: str | None = None
+    vapi_coach_steering: bool = False
     # Observability.
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
@@ -120,7 +136,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
 
 _WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
-                "llm_provider": str.lower, "hints_llm": str.lower}
+                "llm_provider": str.lower, "hints_llm": str.lower, "vapi_webhook_auth": str.lower,
+                "vapi_hmac_algorithm": str.lower, "vapi_hmac_encoding": str.lower}
 _URL_SCHEMES = {
     "database_url": ("postgres", "postgresql"),
     "redis_url": ("redis", "rediss", "unix"),
@@ -130,7 +147,8 @@ _URL_SCHEMES = {
     "elevenlabs_base_url": ("http", "https"),
     "sentry_dsn": ("http", "https"),
 }
-_EXPECTED = {"int": "expected a whole number", "float": "expected a number", "bool": "expected true or false"}
+_EXPECTED = {"int": "expected a whole number", "float": "expected a number", "bool": "expected true or false",
+             "uuid.UUID | None": "expected a UUID"}
 _RANGES: dict[str, tuple[float, float]] = {
     "port": (1, 65535),
     "max_body_bytes": (1024, 1024**3),
@@ -191,7 +209,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kind = _EXPECTED.get(Settings.__annotations__.get(field, ""), str(exc).split(" - at ")[0])
         if field in _WORD_FIELDS:
             choices = {"log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
-                       "llm_provider": LlmProvider, "hints_llm": HintsLlm}[field].__args__
+                       "llm_provider": LlmProvider, "hints_llm": HintsLlm, "vapi_webhook_auth": VapiAuth,
+                       "vapi_hmac_algorithm": VapiHmacAlgorithm, "vapi_hmac_encoding": VapiHmacEncoding}[field].__args__
             kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
     for field, (low, high) in _RANGES.items():
@@ -205,6 +224,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except ValueError:
             raise SettingsError(f"RATE_LIMIT_{name.upper()}",
                                 f"expected a limit like 10/minute or 5 per second, got {value!r}") from None
+    if "{body}" not in settings.vapi_hmac_payload:
+        raise SettingsError("VAPI_HMAC_PAYLOAD", "the payload format must contain {body}")
     if settings.instance_id is not None and not settings.instance_id.replace("-", "").replace(".", "").isalnum():
         raise SettingsError("INSTANCE_ID", "use letters, digits, dots and dashes")
     try:

@@ -16,6 +16,7 @@ from coaching.audio.recording import RECORDING_CONTENT_TYPE
 from coaching.events import decode_event
 from gateway.auth.caller import CallerDep, TenantDb
 from gateway.errors import ApiError
+from gateway.vapi.assistant import assistant_overrides, transient_assistant
 from gateway.routes.personas import resolve_persona
 from storage import sessions as store
 from storage.blobs import BlobNotFound, get_blob, read_blob
@@ -42,6 +43,19 @@ class SessionOut(msgspec.Struct):
     started_at: datetime | None
     ended_at: datetime | None
     has_recording: bool
+
+
+class VapiStart(msgspec.Struct):
+    """What the browser passes to the VAPI web SDK: `vapi.start(assistant, assistantOverrides)`.
+    Webhooks find the session by `assistantOverrides.variableValues.sparring_session_id`."""
+    assistant: dict[str, Any]
+    assistantOverrides: dict[str, Any]
+    public_key: str | None
+    watch_url: str
+
+
+class CreatedSession(SessionOut, kw_only=True):
+    vapi: VapiStart | None = None
 
 
 class Segment(msgspec.Struct):
@@ -84,13 +98,21 @@ async def _visible(db, session_id: uuid.UUID) -> store.SessionRow:
 
 
 @post("/api/sessions", tags=["sessions"], summary="Create a practice session with a persona")
-async def create_session(request: Request, caller: CallerDep, db: TenantDb, data: JSONBody[SessionIn]) -> SessionOut:
+async def create_session(request: Request, caller: CallerDep, db: TenantDb,
+                         data: JSONBody[SessionIn]) -> CreatedSession:
     found = await resolve_persona(request, db, data.persona_id)
     if found is None:
         raise ApiError(400, "unknown_persona", f"there is no persona {data.persona_id!r}", field="persona_id")
     row = await store.create_session(db, org_id=caller.org_id, user_id=caller.user_id, persona_id=data.persona_id,
                                      persona_snapshot=found[0].to_dict(), transport=data.transport)
-    return SessionOut(**_out(row))
+    vapi = None
+    if row.transport == "vapi":
+        settings = request.app.state.settings
+        vapi = VapiStart(
+            assistant=transient_assistant(found[0], session_id=str(row.id), site_url=settings.site_url),
+            assistantOverrides=assistant_overrides(str(row.id)), public_key=settings.vapi_public_key,
+            watch_url=f"/ws/sessions/{row.id}/watch")
+    return CreatedSession(**_out(row), vapi=vapi)
 
 
 @get("/api/sessions", tags=["sessions"], summary="Sessions, newest first (trainees: their own; coaches: the org's)")

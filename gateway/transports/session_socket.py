@@ -87,7 +87,8 @@ async def open_watch(socket: WebSocket, state: State, session_id: uuid.UUID) -> 
         SocketClosed: with the close code and reason to send.
     """
     caller, session = await _caller_and_session(socket, state, session_id, "watch")
-    if not caller.is_staff:
+    own_vapi_call = session is not None and session.transport == "vapi" and session.user_id == caller.user_id
+    if not caller.is_staff and not own_vapi_call:  # a rep on a VAPI call follows it here (whispers, hints)
         raise SocketClosed(REFUSED, "only coaches and admins can watch calls")
     if session is None:
         raise SocketClosed(NOT_FOUND, "no such session")

@@ -24,6 +24,14 @@ from storage.tenancy import tenant_tx
 __all__ = ["watch_session"]
 
 
+async def _whisper(state: State, session: sessions.SessionRow, sender: Sender, text: str) -> bool:
+    """To the instance running a browser call, or into a VAPI call's log (and its AI buyer, when
+    VAPI_COACH_STEERING is on)."""
+    if session.transport == "vapi":
+        return await state.vapi.whisper(session, sender, text, steer=state.settings.vapi_coach_steering)
+    return await state.calls.whisper(str(session.id), sender, text)
+
+
 @websocket("/ws/sessions/{session_id:uuid}/watch")
 async def watch_session(socket: WebSocket, state: State, session_id: FromPath[uuid.UUID]) -> None:
     await socket.accept()
@@ -56,7 +64,10 @@ async def watch_session(socket: WebSocket, state: State, session_id: FromPath[uu
             now = int(time.time() * 1000)
             if isinstance(command, ClientPing):
                 outbox.send_text(encode(Pong(session_id=key, ts=now)))
-            elif not await state.calls.whisper(key, sender, command.text):
+            elif not caller.is_staff:
+                outbox.close(1008, "only coaches and admins whisper")
+                return
+            elif not await _whisper(state, session, sender, command.text):
                 outbox.send_text(encode(Notice(
                     session_id=key, ts=now, code="not_delivered",
                     message="the rep is not connected to this call right now; the whisper was not delivered")))

@@ -12,6 +12,7 @@ import pytest
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup, unique_email
 from tests.gateway.live_client import LiveClient
 from tests.gateway.test_watch import numbered, team, watcher
+from tests.gateway.vapi_helpers import SECRET, deliver, payload
 from tests.processes import gateway_process
 
 TTL_S = 2
@@ -20,7 +21,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def instance_env(name: str) -> dict[str, str]:
     return {"instance_id": name, "redis_url": REDIS_URL, "live_ttl_seconds": str(TTL_S),
-            "rate_limit_login": "5/minute", "resume_grace_seconds": "20"}
+            "rate_limit_login": "5/minute", "resume_grace_seconds": "20", "vapi_webhook_secret": SECRET}
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,23 @@ async def test_a_killed_instance_calls_leave_the_live_list_within_the_ttl(pair, 
 
 async def _empty(listed) -> bool:
     return await listed() == []
+
+
+async def test_a_coach_on_b_sees_a_vapi_call_whose_webhooks_land_on_both_instances(pair, client):
+    a, b = pair
+    _, coach, rep, _ = await team(client)
+    sid = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo", "transport": "vapi"},
+                             headers=bearer(rep))).json()["id"]
+    watch = await watcher(b.url, sid, coach["access_token"]).open(start=False)
+    call_id = f"call-{time.time_ns()}"
+    async with httpx.AsyncClient(base_url=a.url, timeout=10) as on_a, httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
+        for i, name in enumerate(("status-update-in-progress", "transcript-final-user", "transcript-final-assistant")):
+            target = (on_a, on_b)[i % 2]
+            assert (await deliver(target, payload(name, call_id=call_id, session_id=sid))).status_code == 200
+        said = await watch.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona")
+        assert said["text"] == "It takes us eight days and the team hates it."
+        assert [e["type"] for e in numbered(watch.events)][:3] == ["session.started", "transcript.final",
+                                                                     "transcript.final"]
+        assert [e["seq"] for e in numbered(watch.events)] == list(range(1, len(numbered(watch.events)) + 1))
+        assert (await deliver(on_a, payload("status-update-ended", call_id=call_id, session_id=sid))).status_code == 200
+    assert (await watch.wait_closed())[0] == 1000

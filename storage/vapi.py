@@ -1,0 +1,121 @@
+"""The SQL behind VAPI-hosted calls: finding a webhook's session, the org's VAPI settings, the
+webhook inbox, and the session state the webhooks change."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+__all__ = [
+    "LockedSession", "VapiOrgSettings", "find_session", "first_admin", "get_org_vapi", "keep_delivery",
+    "lock_session", "phone_org", "put_org_vapi", "set_call_id", "set_metadata", "session_has_finals",
+]
+
+
+class VapiOrgSettings(msgspec.Struct, kw_only=True):
+    auth_mode: str | None = None
+    secret: str | None = None
+    default_persona_id: str | None = None
+    phone_numbers: dict[str, str] = {}
+
+
+class LockedSession(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    started_at: datetime | None
+    owner_fence: int
+    metadata: dict[str, Any]
+    persona_id: str
+
+
+async def find_session(conn: asyncpg.Connection, session_id: uuid.UUID | None,
+                       call_id: str | None) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(session id, org id) by the session's id, else by the VAPI call id (any org)."""
+    row = await conn.fetchrow("SELECT session_id, org_id FROM vapi_find_session($1, $2)", session_id, call_id)
+    return (row["session_id"], row["org_id"]) if row else None
+
+
+async def phone_org(conn: asyncpg.Connection, number: str) -> tuple[uuid.UUID, str] | None:
+    row = await conn.fetchrow("SELECT org_id, persona_id FROM vapi_phone_org($1)", number)
+    return (row["org_id"], row["persona_id"]) if row else None
+
+
+async def get_org_vapi(conn: asyncpg.Connection, org_id: uuid.UUID) -> VapiOrgSettings:
+    row = await conn.fetchrow(
+        "SELECT vapi_auth_mode, vapi_webhook_secret, vapi_default_persona_id FROM org_settings WHERE org_id = $1", org_id)
+    numbers = {r["phone_number"]: r["persona_id"] for r in await conn.fetch(
+        "SELECT phone_number, persona_id FROM vapi_phone_numbers WHERE org_id = $1 ORDER BY phone_number", org_id)}
+    if row is None:
+        return VapiOrgSettings(phone_numbers=numbers)
+    return VapiOrgSettings(auth_mode=row["vapi_auth_mode"], secret=row["vapi_webhook_secret"],
+                           default_persona_id=row["vapi_default_persona_id"], phone_numbers=numbers)
+
+
+async def put_org_vapi(conn: asyncpg.Connection, org_id: uuid.UUID, *, auth_mode: str | None, secret: str | None,
+                       keep_secret: bool, default_persona_id: str | None, phone_numbers: dict[str, str]) -> None:
+    """Replaces the org's VAPI settings; `keep_secret` leaves the stored secret as it is."""
+    await conn.execute(
+        """
+        INSERT INTO org_settings (org_id, vapi_auth_mode, vapi_webhook_secret, vapi_default_persona_id)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (org_id) DO UPDATE SET vapi_auth_mode = $2,
+            vapi_webhook_secret = CASE WHEN $5 THEN org_settings.vapi_webhook_secret ELSE $3 END,
+            vapi_default_persona_id = $4, updated_at = now()
+        """, org_id, auth_mode, secret, default_persona_id, keep_secret)
+    await conn.execute("DELETE FROM vapi_phone_numbers WHERE org_id = $1", org_id)
+    await conn.executemany("INSERT INTO vapi_phone_numbers (phone_number, org_id, persona_id) VALUES ($1, $2, $3)",
+                           [(number, org_id, persona) for number, persona in phone_numbers.items()])
+
+
+async def keep_delivery(conn: asyncpg.Connection, org_id: uuid.UUID | None, dedupe_key: str, message_type: str,
+                        body: bytes) -> bool:
+    """Keeps one accepted delivery in the inbox (a re-delivery counts in `attempts` of the first).
+    False: the same message was delivered before."""
+    return await conn.fetchval(
+        "INSERT INTO webhook_inbox (org_id, provider, dedupe_key, message_type, payload, processed_at)"
+        " VALUES ($1, 'vapi', $2, $3, $4::jsonb, now())"
+        " ON CONFLICT (provider, dedupe_key) DO UPDATE SET attempts = webhook_inbox.attempts + 1"
+        " RETURNING xmax = 0",
+        org_id, dedupe_key, message_type, body.decode())
+
+
+async def first_admin(conn: asyncpg.Connection, org_id: uuid.UUID) -> uuid.UUID | None:
+    return await conn.fetchval(
+        "SELECT user_id FROM memberships WHERE org_id = $1 ORDER BY (role = 'admin') DESC, created_at LIMIT 1", org_id)
+
+
+async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: str) -> None:
+    await conn.execute("UPDATE roleplay_sessions SET vapi_call_id = $2 WHERE id = $1 AND vapi_call_id IS NULL",
+                       session_id, call_id)
+
+
+async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:
+    """The session, locked until the transaction ends: one webhook at a time numbers its events."""
+    row = await conn.fetchrow(
+        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
+        " FROM roleplay_sessions WHERE id = $1 FOR UPDATE", session_id)
+    if row is None:
+        return None
+    return LockedSession(row["id"], row["org_id"], row["user_id"], row["status"], row["started_at"],
+                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"])
+
+
+async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,
+                       only_if_absent: bool = False) -> bool:
+    """Sets `metadata[key]`; with `only_if_absent`, only the first time (False when it was there)."""
+    status = await conn.execute(
+        "UPDATE roleplay_sessions SET metadata = jsonb_set(metadata, ARRAY[$2::text], $3::jsonb)"
+        " WHERE id = $1 AND NOT ($4 AND metadata ? $2)", session_id, key, json.dumps(value), only_if_absent)
+    return status == "UPDATE 1"
+
+
+async def session_has_finals(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM transcript_segments WHERE session_id = $1)", session_id)
