@@ -26,7 +26,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live_calls import Gateway, fake_provider_process, pct  # noqa: E402
+from bench.live_calls import Gateway, install_uvloop, fake_provider_process, pct  # noqa: E402
 from storage.embedded import start_embedded_postgres  # noqa: E402
 from tests.processes import RedisServer  # noqa: E402
 
@@ -131,11 +131,7 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        print("(uvloop not installed: pip install -e '.[bench]')")
+    install_uvloop()
     levels = [2, 5] if args.quick else [2, 5, 10, 25, 40]
     data = Path(tempfile.mkdtemp(prefix="sparring-fanout-"))
     dsn, pg = start_embedded_postgres(data / "postgres")

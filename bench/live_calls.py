@@ -40,6 +40,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def install_uvloop() -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        print("(uvloop not installed: pip install -e '.[bench]')")
+
+
 def breakdown(rows: list[dict]) -> str:
     parts = []
     for key in ("total_ms", "stt_ms", "brain_ms", "tts_ms"):
@@ -280,11 +288,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     args = parser.parse_args()
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        print("(uvloop not installed: pip install -e '.[bench]')")
+    install_uvloop()
     os.sched_setaffinity(0, {CLIENT_CPU})
     utterance = silence(200) + speech_pcm("How does your month end close process work today?")
     print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}")

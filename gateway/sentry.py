@@ -60,6 +60,9 @@ def init_sentry(settings: Settings, *, transport: Transport | None = None) -> bo
         # layer instead, which never reads bodies.
         disabled_integrations=[LitestarIntegration()],
         event_scrubber=EventScrubber(denylist=_DENY, recursive=True),
+        # Frame locals hold ASGI scopes (headers as byte pairs a denylist cannot see), transcripts
+        # and audio: stack traces go without them.
+        include_local_variables=False,
         before_send=scrub_event,
         before_send_transaction=scrub_event,
     )

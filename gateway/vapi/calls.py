@@ -36,6 +36,7 @@ __all__ = ["VapiCalls", "dedupe_key"]
 
 log = logging.getLogger(__name__)
 _WORD_MS = 400  # a transcript without timing: about 150 words a minute
+_DAY_MS = 86_400_000
 _ROLES = {"user": "rep", "customer": "rep", "assistant": "persona", "bot": "persona"}
 
 
@@ -82,6 +83,7 @@ class VapiCalls:
         self._hints, self._default_org = hint_options, default_org_id
         self._default_persona = default_persona_id if default_persona_id in personas else next(iter(personas))
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
+        self._engines: dict[uuid.UUID, tuple[HintEngine, int]] = {}  # session -> (engine, last final's seq)
 
     # --- entry point ----------------------------------------------------------------------------
 
@@ -91,15 +93,17 @@ class VapiCalls:
             return await self._assistant_request(message, body, org_id)
         found = await self._session_for(message, org_id)
         target_org = found[1] if found else (org_id or self._default_org)
-        key = dedupe_key(message)
-        async with self._tx(target_org) as conn:
-            fresh = await store.keep_delivery(conn, target_org, key, message.type.split("[", 1)[0], body)
+        entries: list[StreamEntry] = []
+        async with self._tx(target_org) as conn:  # kept and applied in one transaction
+            fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0], body)
+            if fresh and found is not None and not isinstance(message, (m.ToolCalls, m.FunctionCall)):
+                if message.call_id:
+                    await store.set_call_id(conn, found[0], message.call_id)
+                entries = await self._apply(conn, message, found[0])
         if isinstance(message, (m.ToolCalls, m.FunctionCall)):
             return await self._tool_calls(message, target_org)  # answered again on a re-delivery
-        if not fresh or found is None:
-            return {}
-        entries = await self._apply(message, found[0], found[1])
-        await self._publish(found[0], entries)
+        if found is not None:
+            await self._publish(found[0], found[1], entries)
         return {}
 
     def _tx(self, org_id: uuid.UUID | None):
@@ -116,9 +120,6 @@ class VapiCalls:
         if found is not None and org_id is not None and found[1] != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:
-            if message.call_id:
-                async with self._tx(found[1]) as conn:
-                    await store.set_call_id(conn, found[0], message.call_id)
             return found
         org = org_id or self._default_org
         if org is None or message.call_id is None or isinstance(message, (m.ToolCalls, m.FunctionCall)):
@@ -149,25 +150,24 @@ class VapiCalls:
 
     # --- the messages ---------------------------------------------------------------------------
 
-    async def _apply(self, message: m.Message, session_id: uuid.UUID, org: uuid.UUID) -> list[StreamEntry]:
-        async with self._tx(org) as conn:
-            locked = await store.lock_session(conn, session_id)
-            if locked is None:
-                return []
-            events = self._events_for(message, locked)
-            if isinstance(message, m.StatusUpdate) and message.status == "in-progress" and message.call and message.call.monitor:
-                await store.set_metadata(conn, session_id, "vapi_monitor", message.call.monitor)  # a secret: never logged
-            elif isinstance(message, m.SpeechUpdate) and message.status == "started" and message.timestamp:
-                await store.set_metadata(conn, session_id, f"vapi_speech_{_ROLES.get(message.role, 'rep')}",
-                                         message.timestamp)
-            elif isinstance(message, m.ConversationUpdate):
-                if (message.timestamp or 0) >= locked.metadata.get("vapi_conversation", {}).get("timestamp", 0):
-                    await store.set_metadata(conn, session_id, "vapi_conversation", {
-                        "timestamp": message.timestamp or 0, "messages": message.messagesOpenAIFormatted})
-            elif isinstance(message, m.EndOfCallReport):
-                return await self._append(conn, locked, await self._report(conn, message, locked), hints=False)
-            started = isinstance(message, m.StatusUpdate) and message.status == "in-progress"
-            return await self._append(conn, locked, events, start=started)
+    async def _apply(self, conn: asyncpg.Connection, message: m.Message, session_id: uuid.UUID) -> list[StreamEntry]:
+        locked = await store.lock_session(conn, session_id)
+        if locked is None:
+            return []
+        events = self._events_for(message, locked)
+        if isinstance(message, m.StatusUpdate) and message.status == "in-progress" and message.call and message.call.monitor:
+            await store.set_metadata(conn, session_id, "vapi_monitor", message.call.monitor)  # a secret: never logged
+        elif isinstance(message, m.SpeechUpdate) and message.status == "started" and message.timestamp:
+            await store.set_metadata(conn, session_id, f"vapi_speech_{_ROLES.get(message.role, 'rep')}",
+                                     message.timestamp)
+        elif isinstance(message, m.ConversationUpdate):
+            if (message.timestamp or 0) >= locked.metadata.get("vapi_conversation", {}).get("timestamp", 0):
+                await store.set_metadata(conn, session_id, "vapi_conversation", {
+                    "timestamp": message.timestamp or 0, "messages": message.messagesOpenAIFormatted})
+        elif isinstance(message, m.EndOfCallReport):
+            return await self._append(conn, locked, await self._report(conn, message, locked), hints=False)
+        started = isinstance(message, m.StatusUpdate) and message.status == "in-progress"
+        return await self._append(conn, locked, events, start=started)
 
     def _events_for(self, message: m.Message, locked: store.LockedSession) -> list[Event]:
         """The session events a message stands for (none once the call has ended)."""
@@ -261,40 +261,42 @@ class VapiCalls:
         return entries
 
     async def _hints_after(self, conn: asyncpg.Connection, session_id: uuid.UUID, final: TranscriptFinal) -> list[Event]:
-        """Webhooks of one call may land on any instance: the hint engine is replayed over the
-        stored transcript (pure and deterministic) and only the newest final's hints are kept."""
-        engine = HintEngine(str(session_id), self._hints)
-        for segment in await sessions.list_transcript(conn, session_id):
-            engine.observe(TranscriptFinal(session_id=str(session_id), ts=0, speaker=segment.speaker, text=segment.text,
-                                           start_ms=segment.start_ms, end_ms=segment.end_ms,
-                                           segment_id=segment.segment_id))
-        return list(engine.observe(final))
+        """Webhooks of one call may land on any instance. This instance's engine for the call is
+        used when it has seen every stored final; otherwise it is rebuilt by replaying the stored
+        transcript (the engine is pure and deterministic). The caller holds the session's lock."""
+        last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM transcript_segments WHERE session_id = $1",
+                                   session_id)
+        cached = self._engines.pop(session_id, None)
+        if cached is None or cached[1] != last:
+            engine = HintEngine(str(session_id), self._hints)
+            for segment in await sessions.list_transcript(conn, session_id):
+                engine.observe(TranscriptFinal(session_id=str(session_id), ts=0, speaker=segment.speaker,
+                                               text=segment.text, start_ms=segment.start_ms, end_ms=segment.end_ms,
+                                               segment_id=segment.segment_id))
+        else:
+            engine = cached[0]
+        hints = list(engine.observe(final))
+        self._engines[session_id] = (engine, final.seq)
+        while len(self._engines) > 10_000:
+            self._engines.pop(next(iter(self._engines)))
+        return hints
 
-    async def _publish(self, session_id: uuid.UUID, entries: list[StreamEntry]) -> None:
+    async def _publish(self, session_id: uuid.UUID, org: uuid.UUID, entries: list[StreamEntry]) -> None:
         if not entries:
             return
         sid = str(session_id)
         try:
             await self._coordinator.publish(sid, f"vapi|{sid}", entries, self._ttl_ms)
             if any(e.type == "session.ended" for e in entries):
-                await self._coordinator.set_absent(await self._org_of(session_id), sid)
+                await self._coordinator.set_absent(str(org), sid)
             elif any(e.type == "session.started" for e in entries):
-                await self._present(session_id)
+                await self._present(session_id, org)
         except Exception as exc:  # Redis down: Postgres has the events; watchers catch up from there
             log.warning("could not publish VAPI call events", extra={"error": type(exc).__name__})
 
-    async def _org_of(self, session_id: uuid.UUID) -> str:
-        async with self._pool.acquire() as conn:
-            found = await store.find_session(conn, session_id, None)
-        return str(found[1]) if found else ""
-
-    async def _present(self, session_id: uuid.UUID) -> None:
+    async def _present(self, session_id: uuid.UUID, org: uuid.UUID) -> None:
         """Lists the call in GET /api/live until it ends (or the TTL passes: VAPI never said so)."""
-        async with self._pool.acquire() as conn:
-            found = await store.find_session(conn, session_id, None)
-            if found is None:
-                return
-        async with self._tx(found[1]) as conn:
+        async with self._tx(org) as conn:
             row = await sessions.get_session(conn, session_id)
         if row is None or row.status != "live":
             return
@@ -372,7 +374,7 @@ class VapiCalls:
             entries = await self._append(conn, locked, [Whisper(session_id=str(session.id), ts=0, sender=sender,
                                                                 text=text)])
             control_url = (locked.metadata.get("vapi_monitor") or {}).get("controlUrl")
-        await self._publish(session.id, entries)
+        await self._publish(session.id, session.org_id, entries)
         if steer and control_url and self._http is not None:
             try:
                 response = await self._http.post(control_url, json={
@@ -403,7 +405,7 @@ def _offset(started_at: datetime | None, epoch_ms: float | None) -> int:
     """Milliseconds into the call of a VAPI timestamp (epoch ms)."""
     if epoch_ms is None or started_at is None:
         return _since(started_at)
-    return max(0, int(epoch_ms - started_at.timestamp() * 1000))
+    return min(_DAY_MS, max(0, int(epoch_ms - started_at.timestamp() * 1000)))  # a clock far off stays in range
 
 
 def _duration_s(report: m.EndOfCallReport) -> float | None:
@@ -427,11 +429,15 @@ def _report_finals(sid: str, items: list[Any], transcript: str | None) -> list[E
         text = item.get("message") or item.get("content")
         if speaker is None or not isinstance(text, str) or not text.strip():
             continue
-        start_ms = int(float(item.get("secondsFromStart") or 0) * 1000)
+        try:
+            start_ms = min(_DAY_MS, max(0, int(float(item.get("secondsFromStart") or 0) * 1000)))
+        except (TypeError, ValueError):
+            start_ms = 0
         duration = item.get("duration")
         if isinstance(item.get("endTime"), (int, float)) and isinstance(item.get("time"), (int, float)):
             duration = item["endTime"] - item["time"]
-        end_ms = start_ms + int(duration if isinstance(duration, (int, float)) else len(text.split()) * _WORD_MS)
+        spoken = duration if isinstance(duration, (int, float)) and 0 <= duration <= _DAY_MS else len(text.split()) * _WORD_MS
+        end_ms = start_ms + int(spoken)
         finals.append(TranscriptFinal(session_id=sid, ts=0, speaker=speaker, text=text.strip(), start_ms=start_ms,
                                       end_ms=end_ms, segment_id=f"vapi-report-{i}"))
     if finals or not transcript:

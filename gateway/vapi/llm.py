@@ -12,6 +12,7 @@ import msgspec
 
 from coaching.brains.base import Brain, Turn
 from coaching.persona import Persona
+from gateway.vapi.messages import session_id_in
 
 __all__ = ["ChatRequest", "history_of", "sse_chunks", "whole_completion"]
 
@@ -24,15 +25,7 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] | None = None
 
     def session_id(self) -> uuid.UUID | None:
-        for place in ((self.call or {}).get("assistantOverrides", {}) or {}).get("variableValues"), \
-                ((self.call or {}).get("assistantOverrides", {}) or {}).get("metadata"), \
-                (self.call or {}).get("metadata"), self.metadata:
-            if isinstance(place, dict) and isinstance(place.get("sparring_session_id"), str):
-                try:
-                    return uuid.UUID(place["sparring_session_id"])
-                except ValueError:
-                    return None
-        return None
+        return session_id_in(self.call, self.metadata)
 
 
 def _text(content: Any) -> str:

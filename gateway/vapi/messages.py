@@ -17,7 +17,7 @@ import msgspec
 __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
-    "Unhandled", "UserInterrupted", "decode_message", "tool_calls_of",
+    "Unhandled", "UserInterrupted", "decode_message", "session_id_in", "tool_calls_of",
 ]
 
 
@@ -35,15 +35,21 @@ class Call(msgspec.Struct, kw_only=True):
 
     def session_id(self) -> uuid.UUID | None:
         """The Sparring session the browser put in `assistantOverrides` (or the call's metadata)."""
-        places = [(self.assistantOverrides or {}).get("variableValues"), (self.assistantOverrides or {}).get("metadata"),
-                  self.metadata]
-        for place in places:
-            if isinstance(place, dict) and isinstance(place.get("sparring_session_id"), str):
-                try:
-                    return uuid.UUID(place["sparring_session_id"])
-                except ValueError:
-                    return None
-        return None
+        return session_id_in(msgspec.to_builtins(self))
+
+
+def session_id_in(call: dict[str, Any] | None, *more: dict[str, Any] | None) -> uuid.UUID | None:
+    """`sparring_session_id` from a VAPI call object's `assistantOverrides.variableValues`,
+    `assistantOverrides.metadata` or `metadata`, else from the other places given."""
+    call = call or {}
+    overrides = call.get("assistantOverrides") or {}
+    for place in (overrides.get("variableValues"), overrides.get("metadata"), call.get("metadata"), *more):
+        if isinstance(place, dict) and isinstance(place.get("sparring_session_id"), str):
+            try:
+                return uuid.UUID(place["sparring_session_id"])
+            except ValueError:
+                return None
+    return None
 
 
 class _Message(msgspec.Struct, kw_only=True):

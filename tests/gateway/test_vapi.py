@@ -18,7 +18,7 @@ from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.test_watch import numbered, watcher
-from tests.gateway.vapi_helpers import SECRET, deliver, payload, signed
+from tests.gateway.vapi_helpers import FIXTURES, SECRET, deliver, payload, signed
 from tests.servers import run_asgi
 
 LLM_KEY = "vapi-llm-key-for-tests-abcdef"
@@ -83,6 +83,25 @@ async def test_a_valid_delivery_in_each_auth_mode_is_accepted(client, mode):
     assert response.status_code == 200 and response.json() == {}
 
 
+@pytest.mark.parametrize("mode", ["hmac", "secret", "bearer", "legacy"])
+async def test_every_fixture_is_accepted_signed_in_each_mode(client, module_database_url, mode):
+    rep = await signup(client)
+    sid = (await vapi_session(client, rep))["id"]
+    call_id = f"call-{uuid.uuid4().hex[:10]}"
+    names = sorted(p.stem for p in FIXTURES.glob("*.json"))
+    assert len(names) >= 20
+    order = [n for n in names if n.startswith("status-update-in")] + [
+        n for n in names if not n.startswith(("status-update-in", "status-update-ended", "end-of-call"))] + [
+        "status-update-ended", "end-of-call-report", "end-of-call-report-legacy"]
+    for name in order:
+        response = await deliver(client, payload(name, call_id=call_id, session_id=sid), mode=mode)
+        assert response.status_code == 200, (name, response.text)
+    kinds = [e["type"] for e in await stored_events(module_database_url, sid)]
+    assert kinds[0] == "session.started" and kinds[-1] == "session.ended" and "error" in kinds, kinds
+    hang = next(e for e in await stored_events(module_database_url, sid) if e["type"] == "error")
+    assert hang["code"] == "vapi_hang"
+
+
 async def test_tampered_wrong_stale_or_missing_credentials_are_401_saying_which_check_failed(client):
     body = payload("status-update-ringing")
     tampered = await client.post("/api/vapi/webhook", content=body.replace(b"ringing", b"queued"), headers=signed(body))
@@ -110,6 +129,16 @@ async def test_malformed_is_400_and_an_unknown_type_is_200(client):
     assert unknown.status_code == 200 and unknown.json() == {}
     odd_reason = payload("status-update-ended").replace(b"customer-ended-call", b"pipeline-error-some-new-reason")
     assert (await deliver(client, odd_reason)).status_code == 200
+
+
+async def test_a_clock_far_off_does_not_break_the_transcript(client, module_database_url):
+    rep = await signup(client)
+    sid = (await vapi_session(client, rep))["id"]
+    for ts in (10**15, 0):
+        body = payload("transcript-final-user", call_id=f"call-{ts}", session_id=sid, ts=ts)
+        assert (await deliver(client, body)).status_code == 200
+    finals = [e for e in await stored_events(module_database_url, sid) if e["type"] == "transcript.final"]
+    assert [0 <= f["start_ms"] <= f["end_ms"] <= 86_400_000 for f in finals] == [True, True]
 
 
 async def test_an_org_endpoint_uses_the_orgs_own_mode_and_secret(client):

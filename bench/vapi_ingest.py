@@ -1,0 +1,204 @@
+"""VAPI ingest benchmark: signed transcript webhooks at increasing rates against one gateway.
+
+    .venv/bin/python bench/vapi_ingest.py [--quick] [--sessions K] [--seconds N]
+
+The gateway runs in its own process on CPU 0 with Postgres (embedded) and Redis; this load
+generator runs on CPU 1: a minimal keep-alive HTTP/1.1 client (raw asyncio streams + uvloop) that
+sends pre-signed `transcript` finals (HMAC, `{timestamp}.{body}`, each one distinct) open-loop at a
+fixed rate over K VAPI sessions, each watched by one coach socket, so every event is verified,
+kept in the inbox, numbered and persisted, run through the hint engine and fanned out.
+Prints sustained events/s and latency p50/p99 at each offered rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.live_calls import Gateway, install_uvloop, pct  # noqa: E402
+from gateway.vapi.auth import HmacScheme, sign_hmac  # noqa: E402
+from storage.embedded import start_embedded_postgres  # noqa: E402
+from tests.processes import RedisServer  # noqa: E402
+
+SECRET = "bench-vapi-secret-0123456789abcdef"
+LINES = ["How does your month end close work today?", "It takes us eight days and the team hates it.",
+         "What does a late close cost you?", "Honestly the price sounds high for us.",
+         "Who else is involved in approving this?", "We would need the board to sign off on it."]
+
+
+async def setup(url: str, sessions: int) -> tuple[str, list[str]]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        admin = (await client.post("/api/auth/signup", json={
+            "email": f"vapi-bench-{time.time_ns()}@example.com", "password": "correct horse battery",
+            "name": "Bench", "org_name": "Bench"})).json()
+        auth = {"Authorization": f"Bearer {admin['access_token']}"}
+        ids = []
+        for _ in range(sessions):
+            created = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo", "transport": "vapi"},
+                                        headers=auth)
+            ids.append(created.json()["id"])
+        return admin["access_token"], ids
+
+
+def request_bytes(host: str, session_id: str, n: int) -> bytes:
+    now_ms = int(time.time() * 1000)
+    body = json.dumps({"message": {
+        "type": "transcript", "timestamp": now_ms, "role": "user" if n % 2 else "assistant",
+        "transcriptType": "final", "transcript": f"{LINES[n % len(LINES)]} ({n})",
+        "call": {"id": f"bench-{session_id}", "assistantOverrides": {"variableValues": {"sparring_session_id": session_id}}},
+    }}).encode()
+    stamp = str(int(time.time()))
+    signature = sign_hmac(HmacScheme(), SECRET, body, stamp)
+    head = (f"POST /api/vapi/webhook HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nx-timestamp: {stamp}\r\nx-signature: {signature}\r\n\r\n")
+    return head.encode() + body
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send(self, request: bytes) -> int:
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if length:
+            await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
+async def run_rate(url: str, ids: list[str], rate: int, seconds: float, connections: int) -> dict:
+    host, port = url.removeprefix("http://").split(":")
+    total = int(rate * seconds)
+    base = time.time_ns() % 10**9 * 1000  # distinct messages in every round
+    requests = [request_bytes(f"{host}:{port}", ids[n % len(ids)], base + n) for n in range(total)]
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(Connection(*await asyncio.open_connection(host, int(port))))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    late = [0]
+
+    async def one(request: bytes) -> None:
+        conn = await pool.get()
+        started = time.perf_counter()
+        try:
+            status = await conn.send(request)
+        finally:
+            pool.put_nowait(conn)
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    tasks = []
+    t0 = time.perf_counter()
+    for i, request in enumerate(requests):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.05:
+            late[0] += 1
+        tasks.append(asyncio.create_task(one(request)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    while not pool.empty():
+        pool.get_nowait().writer.close()
+    return {"latencies": latencies, "statuses": statuses, "events_per_s": len(latencies) / elapsed, "late": late[0]}
+
+
+async def watch_all(url: str, token: str, ids: list[str], stop: asyncio.Event, counter: list[int]) -> None:
+    from websockets.asyncio.client import connect
+
+    async def one(session_id: str) -> None:
+        async with connect(url.replace("http://", "ws://") + f"/ws/sessions/{session_id}/watch?token={token}") as ws:
+            async for _ in ws:
+                counter[0] += 1
+                if stop.is_set():
+                    return
+
+    tasks = [asyncio.create_task(one(s)) for s in ids]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def postgres_cpu_s() -> float:
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] and proc.info["name"].startswith("postgres"):
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    install_uvloop()
+    os.sched_setaffinity(0, {1})
+    rates = [250, 500] if args.quick else [250, 500, 750, 1000, 1250, 1500]
+    data = Path(tempfile.mkdtemp(prefix="sparring-vapi-bench-"))
+    dsn, pg = start_embedded_postgres(data / "postgres")
+    redis = RedisServer().start()
+    print(f"machine: {os.cpu_count()} cores; gateway on CPU 0, load generator on CPU 1, Postgres and Redis unpinned;"
+          f" {args.sessions} VAPI sessions, each watched by one coach socket; {args.seconds:.0f} s per rate")
+    print(f"{'offered/s':>9} {'sustained/s':>12} {'p50':>8} {'p99':>8} {'max':>8} {'non-2xx':>8} {'fanned out':>11}"
+          f" {'gw CPU':>7} {'PG CPU':>7}")
+    env = {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "VAPI_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING",
+           "LLM_PROVIDER": "scripted", "RATE_LIMIT_WEBHOOK": "1000000/minute", "RATE_LIMIT_WATCH": "100000/minute"}
+    try:
+        for rate in rates:
+            with Gateway(env, cpu=0) as gw:
+                async def run():
+                    token, ids = await setup(gw.url, args.sessions)
+                    stop, delivered = asyncio.Event(), [0]
+                    watchers = asyncio.create_task(watch_all(gw.url, token, ids, stop, delivered))
+                    await asyncio.sleep(1)
+                    # Warm-up, not measured: each call's first webhook starts its session.
+                    await run_rate(gw.url, ids, len(ids), 1, args.connections)
+                    cpu0, pg0, t0 = gw.cpu_s(), postgres_cpu_s(), time.perf_counter()
+                    result = await run_rate(gw.url, ids, rate, args.seconds, args.connections)
+                    wall = time.perf_counter() - t0
+                    result["gw_cpu"] = (gw.cpu_s() - cpu0) / wall * 100
+                    result["pg_cpu"] = (postgres_cpu_s() - pg0) / wall * 100
+                    await asyncio.sleep(1)
+                    stop.set()
+                    await watchers
+                    return result, delivered[0]
+
+                res, delivered = asyncio.run(run())
+            lat = res["latencies"]
+            bad = sum(n for status, n in res["statuses"].items() if not 200 <= status < 300)
+            print(f"{rate:>9} {res['events_per_s']:>12.0f} {pct(lat, 50):>6.1f}ms {pct(lat, 99):>6.1f}ms "
+                  f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%" + (f"  statuses {res['statuses']}" if bad else ""))
+    finally:
+        redis.stop()
+        pg.cleanup()
+
+
+if __name__ == "__main__":
+    main()
