@@ -1,5 +1,7 @@
-"""Distributed rate limits: the `limits` library's moving window, in Redis when REDIS_URL is set
-(atomic Lua, so N per minute holds across every instance), in memory otherwise.
+"""Distributed rate limits with the `limits` library, in Redis when REDIS_URL is set (atomic Lua,
+so N per minute holds across every instance), in memory otherwise. Limits up to 1,000 per window
+use the exact moving window; larger ones (the webhook's 6,000/minute) the sliding-window counter,
+whose cost does not grow with the limit (the moving window's check walks every entry in it).
 
 Handlers call `RateLimiter.check(name, key)` with a limit named in settings (`RATE_LIMIT_<NAME>`).
 The verdict's headers go on every response of the route, whatever its status
@@ -21,7 +23,7 @@ import redis.asyncio as aioredis
 import sentry_sdk
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter as Strategy, SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +35,7 @@ __all__ = ["RateLimitHeaders", "RateLimiter", "Verdict", "limit_request"]
 
 log = logging.getLogger(__name__)
 _SCOPE_KEY = "sparring.rate_limit_headers"
+_EXACT_UP_TO = 1000
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -69,7 +72,9 @@ class RateLimiter:
 
     def __init__(self, storage: Storage, limits: dict[str, RateLimitItem], *, fail_closed: bool) -> None:
         self._storage = storage
-        self._strategy = MovingWindowRateLimiter(storage)
+        moving, counter = MovingWindowRateLimiter(storage), SlidingWindowCounterRateLimiter(storage)
+        self._strategies: dict[str, Strategy] = {
+            name: moving if item.amount <= _EXACT_UP_TO else counter for name, item in limits.items()}
         self.limits, self.fail_closed = limits, fail_closed
         self._failing = False
 
@@ -96,9 +101,10 @@ class RateLimiter:
         """Counts one request of `key` against the limit `name`."""
         item = self.limits[name]
         window_s = item.get_expiry()
+        strategy = self._strategies[name]
         try:
-            allowed = await self._strategy.hit(item, name, key)
-            stats = await self._strategy.get_window_stats(item, name, key)
+            allowed = await strategy.hit(item, name, key)
+            stats = await strategy.get_window_stats(item, name, key)
         except (StorageError, OSError, aioredis.RedisError) as exc:
             if not self._failing:
                 log.warning("rate-limit store unreachable", extra={

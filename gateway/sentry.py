@@ -70,5 +70,8 @@ def init_sentry(settings: Settings, *, transport: Transport | None = None) -> bo
 
 
 def sentry_asgi(app):
-    """Traces requests and WebSockets at the ASGI layer (a no-op while Sentry is not initialised)."""
+    """Traces requests and WebSockets at the ASGI layer, when Sentry is initialised (call
+    `init_sentry` first); without it every request would still pay for the middleware."""
+    if not sentry_sdk.get_client().is_active():
+        return app
     return SentryAsgiMiddleware(app, transaction_style="url", span_origin="auto.http.sparring")

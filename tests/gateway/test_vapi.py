@@ -81,6 +81,8 @@ async def stored_events(module_database_url, session_id) -> list[dict]:
 async def test_a_valid_delivery_in_each_auth_mode_is_accepted(client, mode):
     response = await deliver(client, payload("status-update-ringing"), mode=mode)
     assert response.status_code == 200 and response.json() == {}
+    assert response.headers["X-RateLimit-Limit"] == "6000", "limited per source address (sliding-window counter)"
+    assert int(response.headers["X-RateLimit-Remaining"]) < 6000
 
 
 @pytest.mark.parametrize("mode", ["hmac", "secret", "bearer", "legacy"])
