@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from litestar import Litestar
@@ -9,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.auth.caller import provide_caller, provide_db
@@ -25,7 +27,9 @@ from gateway.transports.live import live_session
 from gateway.transports.watch import watch_session
 from gateway.vapi import routes as vapi_routes
 
-__all__ = ["create_app", "serve_app"]
+__all__ = ["WEB_DIR", "create_app", "serve_app"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHandler] = ()) -> Litestar:
@@ -45,6 +49,9 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             vapi_routes.get_org_vapi, vapi_routes.put_org_vapi,
             echo, live_session, watch_session,
             *extra_routes,
+            # The browser app (plain ES modules, no build step): `/` is its page.
+            create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True, include_in_schema=False,
+                                       name="web"),
         ],
         # Resolved only for handlers that ask for them: `db` is the caller's tenant transaction.
         dependencies={"db": Provide(provide_db), "caller": Provide(provide_caller)},

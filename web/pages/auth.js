@@ -1,0 +1,58 @@
+// Sign up and log in.
+
+import { api, forget } from "../api.js";
+import { errorBox, field, h, showError } from "../dom.js";
+
+function form(title, fields, submitText, onSubmit, footer) {
+  const error = errorBox();
+  const button = h("button", { type: "submit", class: "primary" }, submitText);
+  const el = h("form", { class: "card narrow", novalidate: true }, h("h1", {}, title), ...fields, error, button, footer);
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    button.disabled = true;
+    try {
+      await onSubmit();
+      forget();
+      location.hash = "#/practice";
+    } catch (e) {
+      showError(error, e);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el;
+}
+
+export async function login(root) {
+  const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  root.append(form("Log in", [field("Email", email), field("Password", password)], "Log in",
+    () => api("/api/auth/login", { method: "POST", body: { email: email.value, password: password.value } }),
+    h("p", {}, "New here? ", h("a", { href: "#/signup" }, "Sign up"))));
+  email.focus();
+}
+
+export async function signup(root) {
+  const name = h("input", { type: "text", name: "name", autocomplete: "name", required: true });
+  const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true,
+                                minlength: 10 });
+  const org = h("input", { type: "text", name: "org", autocomplete: "organization" });
+  const code = h("input", { type: "text", name: "invite", autocomplete: "off" });
+  root.append(form("Sign up", [
+    field("Name", name), field("Email", email),
+    field("Password", password, "At least 10 characters."),
+    field("Organization", org, "Starting a new team? Name it here."),
+    field("Invite code", code, "Joining a team? Paste the code your admin gave you instead."),
+  ], "Sign up", () => {
+    const body = { name: name.value, email: email.value, password: password.value };
+    if (code.value.trim()) body.invite_code = code.value.trim();
+    else body.org_name = org.value.trim();
+    if (!body.invite_code && !body.org_name) {
+      throw new Error("Enter an organization name, or an invite code to join an existing team.");
+    }
+    return api("/api/auth/signup", { method: "POST", body });
+  }, h("p", {}, "Already have an account? ", h("a", { href: "#/login" }, "Log in"))));
+  name.focus();
+}
