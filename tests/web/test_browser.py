@@ -91,6 +91,8 @@ async def test_with_the_microphone_blocked_the_rep_types_instead(pages, browser_
     await log_in(page, rep["user"]["email"])
     await start_call(page)
     await expect(page.get_by_role("alert")).to_contain_text("type instead")
+    await expect(page.get_by_role("link", name="Review this call")).to_be_hidden()
+    await expect(page.locator(".line.final.persona")).to_have_count(1, timeout=TIMEOUT)  # the greeting
     await say(page, "How does your month end close work today?")
     await expect(page.locator(".line.final.rep .text")).to_have_text(["How does your month end close work today?"],
                                                                     timeout=TIMEOUT)
@@ -111,3 +113,25 @@ async def test_a_dropped_socket_reconnects_without_losing_transcript_lines(pages
     await expect(page.locator(".line.final.rep")).to_have_count(1)
     seqs = await page.locator(".line[data-seq]").evaluate_all("els => els.map(e => Number(e.dataset.seq))")
     assert seqs == sorted(set(seqs)), "each event shown once, in order"
+
+
+async def test_history_lists_past_calls_and_pages_fit_a_phone(pages, browser, base_url):
+    async with httpx.AsyncClient(base_url=base_url) as api:
+        rep = await signup(api, email=unique_email())
+    page = await pages.open(browser, "rep")
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await log_in(page, rep["user"]["email"])
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scrolling"
+    await page.get_by_role("button", name="Test microphone").click()
+    await expect(page.get_by_text("Microphone test done.")).to_be_visible(timeout=15_000)
+    assert await page.evaluate("window.sparring.echo.frames") > 0, "the rep heard themselves back"
+    await start_call(page)
+    await page.get_by_role("button", name="End call").click()
+    await expect(page.get_by_role("status")).to_have_text("Call ended", timeout=TIMEOUT)
+    await page.get_by_role("link", name="History").click()
+    await expect(page.get_by_role("heading", name="Your team's calls")).to_be_visible()  # they signed up as admin
+    await expect(page.locator(".history li")).to_have_count(1)
+    await expect(page.locator(".history li a")).to_have_text("Dana Whitfield · Pat Rep")
+    await page.get_by_label("Persona").select_option(label="Marcus Chen")
+    await expect(page.locator(".history li")).to_have_text(["No calls yet."])
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -41,6 +41,7 @@ export async function practice(root, { navigate }) {
     testButton.disabled = true;
     testStatus.textContent = "Say something: you will hear yourself back in a moment.";
     const player = new Player(16000);
+    window.sparring = { echo: player };  // for the browser tests
     const ws = new WebSocket(socketUrl("/ws/echo"));
     ws.binaryType = "arraybuffer";
     ws.onmessage = ({ data }) => { if (typeof data !== "string") player.play(data); };
