@@ -3,7 +3,8 @@
 
 import { socketUrl } from "./api.js";
 
-const FINAL = new Set([4401, 4403, 4404, 4410, 4429, 1008, 1003, 1007]);
+// Closes that reconnecting cannot fix (4409: the call continues in another window; do not take it back).
+const FINAL = new Set([4401, 4403, 4404, 4409, 4410, 4429, 1008, 1003, 1007]);
 
 export class LiveSocket extends EventTarget {
   constructor(sessionId, { watch = false } = {}) {
