@@ -63,11 +63,15 @@ export function metricsOf(finals) {
   const talk = { rep: 0, persona: 0 };
   let words = 0, repMs = 0, questions = 0, longest = 0, run = 0, lastSpeaker = null;
   for (const f of finals) {
-    const ms = Math.max(0, f.end_ms - f.start_ms);
+    const count = f.text.split(/\s+/).filter(Boolean).length;
+    const measured = Math.max(0, f.end_ms - f.start_ms);
+    const ms = measured || count * 400;  // a typed turn has no duration: as if said at 150 words a minute
     talk[f.speaker] = (talk[f.speaker] || 0) + ms;
     if (f.speaker === "rep") {
-      words += f.text.split(/\s+/).filter(Boolean).length;
-      repMs += ms;
+      if (measured) {  // pace only from what was spoken
+        words += count;
+        repMs += measured;
+      }
       questions += (f.text.match(/\?/g) || []).length;
       run = lastSpeaker === "rep" ? run + ms : ms;
       longest = Math.max(longest, run);
