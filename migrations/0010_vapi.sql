@@ -9,10 +9,10 @@ CREATE POLICY webhook_inbox_platform ON webhook_inbox FOR ALL
 
 -- Webhooks arrive without a user: find the session (by id, else by VAPI call id) and its org.
 CREATE FUNCTION vapi_find_session(p_session_id uuid, p_call_id text)
-RETURNS TABLE (session_id uuid, org_id uuid)
+RETURNS TABLE (session_id uuid, org_id uuid, vapi_call_id text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
 $$
-    SELECT s.id, s.org_id FROM roleplay_sessions s
+    SELECT s.id, s.org_id, s.vapi_call_id FROM roleplay_sessions s
     WHERE s.deleted_at IS NULL AND ((p_session_id IS NOT NULL AND s.id = p_session_id)
                                     OR (p_call_id IS NOT NULL AND s.vapi_call_id = p_call_id))
     ORDER BY (s.id = p_session_id) DESC NULLS LAST

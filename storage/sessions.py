@@ -136,15 +136,16 @@ async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
 
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
                         events: Sequence[tuple[uuid.UUID, int, EventRow]],
-                        segments: Sequence[tuple[uuid.UUID, int, SegmentRow]]) -> int:
+                        segments: Sequence[tuple[uuid.UUID, int, SegmentRow]], *, locked: bool = False) -> int:
     """Appends events (and the transcript segments of finals) of one org's calls in one go, and
     marks those calls active; rows already written are ignored, so a retried batch is harmless.
 
     Each row carries the fencing token of the instance that numbered it: rows of an owner that has
-    since lost the call are dropped. Returns how many rows were dropped that way.
+    since lost the call are dropped. Returns how many rows were dropped that way. `locked`: the
+    caller holds the sessions' rows locked and numbered the events itself (no fence to check).
     """
     ids = sorted({session_id for session_id, _, _ in events} | {session_id for session_id, _, _ in segments})
-    current = dict(await conn.fetch(
+    current = {} if locked else dict(await conn.fetch(
         "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids))
     kept = [(s, e) for s, fence, e in events if current.get(s, fence) <= fence]
     await conn.executemany(

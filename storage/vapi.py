@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 __all__ = [
-    "LockedSession", "VapiOrgSettings", "find_session", "first_admin", "get_org_vapi", "keep_delivery",
+    "FoundSession", "LockedSession", "VapiOrgSettings", "find_session", "first_admin", "get_org_vapi", "keep_delivery",
     "lock_session", "phone_org", "put_org_vapi", "set_call_id", "set_metadata", "session_has_finals",
 ]
 
@@ -33,13 +33,22 @@ class LockedSession(msgspec.Struct, frozen=True):
     owner_fence: int
     metadata: dict[str, Any]
     persona_id: str
+    last_seq: int  # the session's highest event seq
+    last_final_seq: int  # the seq of its latest transcript final (0: none)
+
+
+class FoundSession(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    call_id: str | None  # the VAPI call id recorded on it, if any
 
 
 async def find_session(conn: asyncpg.Connection, session_id: uuid.UUID | None,
-                       call_id: str | None) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """(session id, org id) by the session's id, else by the VAPI call id (any org)."""
-    row = await conn.fetchrow("SELECT session_id, org_id FROM vapi_find_session($1, $2)", session_id, call_id)
-    return (row["session_id"], row["org_id"]) if row else None
+                       call_id: str | None) -> FoundSession | None:
+    """The session by its id, else by the VAPI call id (any org: the caller checks the org)."""
+    row = await conn.fetchrow("SELECT session_id, org_id, vapi_call_id FROM vapi_find_session($1, $2)",
+                              session_id, call_id)
+    return FoundSession(row["session_id"], row["org_id"], row["vapi_call_id"]) if row else None
 
 
 async def phone_org(conn: asyncpg.Connection, number: str) -> tuple[uuid.UUID, str] | None:
@@ -99,12 +108,15 @@ async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: 
 async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:
     """The session, locked until the transaction ends: one webhook at a time numbers its events."""
     row = await conn.fetchrow(
-        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
-        " FROM roleplay_sessions WHERE id = $1 FOR UPDATE", session_id)
+        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id,"
+        " (SELECT coalesce(max(seq), 0) FROM session_events e WHERE e.session_id = s.id) AS last_seq,"
+        " (SELECT coalesce(max(seq), 0) FROM transcript_segments t WHERE t.session_id = s.id) AS last_final_seq"
+        " FROM roleplay_sessions s WHERE id = $1 FOR UPDATE", session_id)
     if row is None:
         return None
     return LockedSession(row["id"], row["org_id"], row["user_id"], row["status"], row["started_at"],
-                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"])
+                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], row["last_seq"],
+                         row["last_final_seq"])
 
 
 async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,

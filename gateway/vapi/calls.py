@@ -30,7 +30,7 @@ from gateway.vapi import messages as m
 from gateway.vapi.assistant import transient_assistant
 from storage import sessions, vapi as store
 from storage.knowledge import search_text
-from storage.tenancy import Tenant, tenant_tx
+from storage.tenancy import Tenant, set_tenant, tenant_tx
 
 __all__ = ["VapiCalls", "dedupe_key"]
 
@@ -91,43 +91,49 @@ class VapiCalls:
         """Keeps and applies one verified delivery; returns the response body for VAPI."""
         if isinstance(message, m.AssistantRequest):
             return await self._assistant_request(message, body, org_id)
-        found = await self._session_for(message, org_id)
-        target_org = found[1] if found else (org_id or self._default_org)
         entries: list[StreamEntry] = []
-        async with self._tx(target_org) as conn:  # kept and applied in one transaction
-            fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0], body)
-            if fresh and found is not None and not isinstance(message, (m.ToolCalls, m.FunctionCall)):
-                if message.call_id:
-                    await store.set_call_id(conn, found[0], message.call_id)
-                entries = await self._apply(conn, message, found[0])
+        async with self._pool.acquire() as conn:  # one connection; kept and applied in one transaction
+            found = await self._session_for(conn, message, org_id)
+            target_org = found.org_id if found else (org_id or self._default_org)
+            async with conn.transaction():
+                await set_tenant(conn, self._tenant(target_org))
+                fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0],
+                                                  body)
+                if fresh and found is not None and not isinstance(message, (m.ToolCalls, m.FunctionCall)):
+                    if message.call_id and found.call_id is None:
+                        await store.set_call_id(conn, found.id, message.call_id)
+                    entries = await self._apply(conn, message, found.id)
         if isinstance(message, (m.ToolCalls, m.FunctionCall)):
             return await self._tool_calls(message, target_org)  # answered again on a re-delivery
         if found is not None:
-            await self._publish(found[0], found[1], entries)
+            await self._publish(found.id, found.org_id, entries)
         return {}
 
-    def _tx(self, org_id: uuid.UUID | None):
-        tenant = Tenant(org_id=org_id, role="system") if org_id else Tenant(org_id=None, role="platform")
-        return tenant_tx(self._pool, tenant)
+    @staticmethod
+    def _tenant(org_id: uuid.UUID | None) -> Tenant:
+        return Tenant(org_id=org_id, role="system") if org_id else Tenant(org_id=None, role="platform")
 
-    async def _session_for(self, message: m.Message, org_id: uuid.UUID | None) -> tuple[uuid.UUID, uuid.UUID] | None:
+    def _tx(self, org_id: uuid.UUID | None):
+        return tenant_tx(self._pool, self._tenant(org_id))
+
+    async def _session_for(self, conn: asyncpg.Connection, message: m.Message,
+                           org_id: uuid.UUID | None) -> store.FoundSession | None:
         """The message's session: by the id the browser passed, else by a call id seen before,
         else a new session in the endpoint's (or the default) org. None: nobody to give it to."""
         call = message.call
-        session_id = call.session_id() if call else None
-        async with self._pool.acquire() as conn:
-            found = await store.find_session(conn, session_id, message.call_id)
-        if found is not None and org_id is not None and found[1] != org_id:
+        found = await store.find_session(conn, call.session_id() if call else None, message.call_id)
+        if found is not None and org_id is not None and found.org_id != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:
             return found
         org = org_id or self._default_org
         if org is None or message.call_id is None or isinstance(message, (m.ToolCalls, m.FunctionCall)):
             return None
-        async with self._tx(org) as conn:
+        async with conn.transaction():
+            await set_tenant(conn, self._tenant(org))
             persona_id = await self._persona_for(conn, org, message.phone_number)
             created = await self._create_session(conn, org, persona_id, message.call_id)
-        return (created, org) if created else None
+        return store.FoundSession(created, org, message.call_id) if created else None
 
     async def _persona_for(self, conn: asyncpg.Connection, org: uuid.UUID, number: str | None) -> str:
         settings = await store.get_org_vapi(conn, org)
@@ -239,7 +245,7 @@ class VapiCalls:
             locked = msgspec.structs.replace(locked, status="live", started_at=datetime.now(timezone.utc))
             events = [SessionStarted(session_id=sid, ts=0, protocol=PROTOCOL_VERSION, persona_id=locked.persona_id,
                                      output_audio=AudioFormat()), *events]
-        seq = await sessions.max_seq(conn, locked.id)
+        seq, last_final = locked.last_seq, locked.last_final_seq
         rows, segments, entries = [], [], []
         queue = list(events)
         while queue:
@@ -253,19 +259,20 @@ class VapiCalls:
                 segments.append((locked.id, locked.owner_fence, sessions.SegmentRow(
                     event.segment_id, event.speaker, event.text, event.start_ms, event.end_ms, seq)))
                 if hints:
-                    queue[:0] = await self._hints_after(conn, locked.id, event)
+                    queue[:0] = await self._hints_after(conn, locked.id, event, last_final)
+                last_final = seq
             if isinstance(event, SessionEnded):
                 await sessions.end_session(conn, locked.id, event.reason)
                 queue.clear()
-        await sessions.append_events(conn, locked.org_id, rows, segments)
+        await sessions.append_events(conn, locked.org_id, rows, segments, locked=True)
         return entries
 
-    async def _hints_after(self, conn: asyncpg.Connection, session_id: uuid.UUID, final: TranscriptFinal) -> list[Event]:
+    async def _hints_after(self, conn: asyncpg.Connection, session_id: uuid.UUID, final: TranscriptFinal,
+                           last: int) -> list[Event]:
         """Webhooks of one call may land on any instance. This instance's engine for the call is
-        used when it has seen every stored final; otherwise it is rebuilt by replaying the stored
-        transcript (the engine is pure and deterministic). The caller holds the session's lock."""
-        last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM transcript_segments WHERE session_id = $1",
-                                   session_id)
+        used when it has seen every stored final (the last one's seq is `last`); otherwise it is
+        rebuilt by replaying the stored transcript (the engine is pure and deterministic). The
+        caller holds the session's lock."""
         cached = self._engines.pop(session_id, None)
         if cached is None or cached[1] != last:
             engine = HintEngine(str(session_id), self._hints)
@@ -327,7 +334,7 @@ class VapiCalls:
             if org is not None:
                 persona_id = persona_id if persona_id in self._personas else await self._persona_for(conn, org, number)
                 found = await store.find_session(conn, None, message.call_id) if message.call_id else None
-                session_id = found[0] if found else await self._create_session(conn, org, persona_id, message.call_id)
+                session_id = found.id if found else await self._create_session(conn, org, persona_id, message.call_id)
         persona = self._personas[persona_id or self._default_persona]
         return {"assistant": transient_assistant(persona, session_id=str(session_id) if session_id else None,
                                                  site_url=self._site_url)}

@@ -117,8 +117,8 @@ async def vapi_llm(request: Request, state: State) -> Response | Stream:
         async with state.pool.acquire() as conn:
             found = await store.find_session(conn, session_id, None)
         if found is not None:
-            async with tenant_tx(state.pool, Tenant(org_id=found[1], role="system")) as conn:
-                row = await sessions.get_session(conn, found[0])
+            async with tenant_tx(state.pool, Tenant(org_id=found.org_id, role="system")) as conn:
+                row = await sessions.get_session(conn, found.id)
             if row is not None:
                 persona = state.vapi.persona_for_session(row)
     elif chat.model in state.personas:
