@@ -16,7 +16,7 @@ __all__ = [
     "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
     "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
-    "event_decoder", "watcher_decoder",
+    "event_decoder", "watcher_decoder", "without_nul",
 ]
 
 PROTOCOL_VERSION = 1
@@ -173,6 +173,13 @@ _encoder = msgspec.json.Encoder()
 client_decoder = msgspec.json.Decoder(ClientMessage)
 watcher_decoder = msgspec.json.Decoder(WatcherMessage)
 event_decoder = msgspec.json.Decoder(ServerMessage)
+
+
+def without_nul(message: ServerMessage) -> ServerMessage:
+    """The message with NUL characters removed from its text fields (Postgres stores no NUL)."""
+    changes = {name: getattr(message, name).replace("\x00", "") for name in message.__struct_fields__
+               if isinstance(getattr(message, name), str) and "\x00" in getattr(message, name)}
+    return msgspec.structs.replace(message, **changes) if changes else message
 
 
 def encode(message: ServerMessage) -> bytes:

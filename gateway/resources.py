@@ -147,7 +147,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.vapi = VapiCalls(
             pool=pool, coordinator=coordinator, personas=app.state.personas, hint_options=services.hints,
             default_org_id=settings.vapi_default_org_id, default_persona_id=settings.vapi_default_persona_id,
-            site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control)
+            site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control,
+            secret=app.state.jwt_secret,
+            control_hosts=tuple(h.strip().lower() for h in settings.vapi_control_hosts.split(",") if h.strip()))
         if settings.vapi_webhook_auth == "none":
             log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
         # Load local models in the background so the first call does not wait for them.

@@ -111,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vapi_default_persona_id: str | None = None
     vapi_llm_api_key: str | None = None
     vapi_coach_steering: bool = False
+    vapi_control_hosts: str = "vapi.ai"  # comma-separated; a call's controlUrl must be on one of them
     # Observability.
     sentry_dsn: str | None = None
     sentry_environment: str = "production"

@@ -77,6 +77,9 @@ class EventWriter:
                     if dropped:
                         log.warning("events of a call this instance no longer owns were dropped",
                                     extra={"count": dropped})
+                except asyncpg.DataError:
+                    # A row Postgres will never take must not hold the org's other calls back forever.
+                    await self._one_by_one(org_id, events[org_id], segments.get(org_id, []))
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
                     # Back in front of anything added meanwhile, for the next round.
                     self._events[org_id][:0] = events[org_id]
@@ -84,6 +87,17 @@ class EventWriter:
                     failed = exc
             if failed is not None:
                 raise failed
+
+    async def _one_by_one(self, org_id: uuid.UUID, events: list, segments: list) -> None:
+        for row in events:
+            session_id, _, event = row
+            mine = [seg for seg in segments if seg[0] == session_id and seg[2].seq == event.seq]
+            try:
+                async with tenant_tx(self._pool, Tenant(org_id=org_id, role="system")) as conn:
+                    await append_events(conn, org_id, [row], mine)
+            except asyncpg.DataError as exc:
+                log.error("an event Postgres refuses was dropped",
+                          extra={"session_id": str(session_id), "seq": event.seq, "error": type(exc).__name__})
 
     async def _run(self) -> None:
         backoff = 0.25

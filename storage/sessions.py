@@ -112,10 +112,12 @@ async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool
     return status == "UPDATE 1"
 
 
-async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> None:
+async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str, *, fence: int | None = None) -> None:
+    """Ends the session once; with `fence`, only while that fencing token still owns the call (an
+    instance that lost the call to another must not end it under the new owner)."""
     await conn.execute(
         "UPDATE roleplay_sessions SET status = 'ended', end_reason = $2, ended_at = now()"
-        " WHERE id = $1 AND status <> 'ended'", session_id, reason)
+        " WHERE id = $1 AND status <> 'ended' AND ($3::bigint IS NULL OR owner_fence = $3)", session_id, reason, fence)
 
 
 async def set_recording(conn: asyncpg.Connection, session_id: uuid.UUID, blob_id: uuid.UUID) -> None:

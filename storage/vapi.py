@@ -108,15 +108,19 @@ async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: 
 async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:
     """The session, locked until the transaction ends: one webhook at a time numbers its events."""
     row = await conn.fetchrow(
-        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id,"
-        " (SELECT coalesce(max(seq), 0) FROM session_events e WHERE e.session_id = s.id) AS last_seq,"
-        " (SELECT coalesce(max(seq), 0) FROM transcript_segments t WHERE t.session_id = s.id) AS last_final_seq"
-        " FROM roleplay_sessions s WHERE id = $1 FOR UPDATE", session_id)
+        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
+        " FROM roleplay_sessions WHERE id = $1 FOR UPDATE", session_id)
     if row is None:
         return None
+    # Read after the lock is held, in a statement of its own: a read-committed statement that
+    # waited for the lock still sees the snapshot it started with, so the seqs the previous
+    # holder just committed would be missed.
+    seqs = await conn.fetchrow(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1) AS last_seq,"
+        " (SELECT coalesce(max(seq), 0) FROM transcript_segments WHERE session_id = $1) AS last_final_seq", session_id)
     return LockedSession(row["id"], row["org_id"], row["user_id"], row["status"], row["started_at"],
-                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], row["last_seq"],
-                         row["last_final_seq"])
+                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], seqs["last_seq"],
+                         seqs["last_final_seq"])
 
 
 async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,

@@ -23,6 +23,7 @@ from coaching.brains.base import Turn
 from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
     PROTOCOL_VERSION, AudioFormat, Event, ServerMessage, SessionEnded, SessionStarted, TranscriptFinal, encode,
+    without_nul,
 )
 from coaching.hints import HintEngine
 from coaching.latency import LatencyObserver
@@ -153,7 +154,7 @@ class LiveCall:
         hints: list = []
         if isinstance(message, Event):
             self._seq += 1
-            message = msgspec.structs.replace(message, seq=self._seq)
+            message = without_nul(msgspec.structs.replace(message, seq=self._seq))
             frame = encode(message)
             self._log.append((self._seq, frame))
             segment = None
@@ -275,7 +276,7 @@ class LiveCall:
         try:
             await self._writer.flush()
             async with tenant_tx(self._pool, self.tenant) as conn:
-                await end_session(conn, self.session.id, reason)
+                await end_session(conn, self.session.id, reason, fence=self.fence)
         except Exception:
             log.exception("could not record the end of a call", extra={"session_id": self.session_id})
         await self._finish_recording()

@@ -72,6 +72,7 @@ class CallRegistry:
         self._reps: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task] = []
+        self._handovers: set[asyncio.Task] = set()
         self._redis_down = False
 
     async def __aenter__(self) -> "CallRegistry":
@@ -102,7 +103,10 @@ class CallRegistry:
         async with lock:
             call = self._calls.get(key)
             after_seq = start.last_seq or 0
-            if call is not None and not call.ending:
+            if call is not None and call.ending:
+                await call.ended.wait()  # let it finish letting go before taking the call again
+                call = None
+            if call is not None:
                 older = await self._older_events(call, session.id, after_seq)
                 call.pipeline.set_input_rate(start.audio.sample_rate)
                 call.attach_rep(outbox, after_seq=after_seq, older=older)
@@ -164,12 +168,16 @@ class CallRegistry:
             log.warning("could not read the call's stream", extra={"session_id": str(session.id),
                                                                   "error": type(exc).__name__})
             return []
-        rows = []
-        for entry in entries:
-            if entry.seq != after_seq + len(rows) + 1:
-                break
-            rows.append(sessions.EventRow(entry.seq, entry.type, entry.frame))
-            self._writer.add(session.org_id, session.id, fence, rows[-1], _segment(entry.type, entry.frame))
+        rows: list[sessions.EventRow] = []
+        while entries:
+            for entry in entries:
+                if entry.seq != after_seq + len(rows) + 1:
+                    entries = []
+                    break
+                rows.append(sessions.EventRow(entry.seq, entry.type, entry.frame))
+                self._writer.add(session.org_id, session.id, fence, rows[-1], _segment(entry.type, entry.frame))
+            else:
+                entries = await self.coordinator.read(str(session.id), after_seq + len(rows), block_ms=0)
         return rows
 
     async def _take_lease(self, session_id: str) -> str:
@@ -230,7 +238,9 @@ class CallRegistry:
             return
         if isinstance(command, Handover):
             log.info("handing a call over to another instance", extra={"session_id": command.session_id})
-            self._tasks.append(asyncio.create_task(call.suspend(4409, "this call continues on another connection")))
+            task = asyncio.create_task(call.suspend(4409, "this call continues on another connection"))
+            self._handovers.add(task)
+            task.add_done_callback(self._handovers.discard)
         else:
             await call.publish(Whisper(session_id=command.session_id, ts=0,
                                        sender=Sender(command.sender_id, command.sender_name), text=command.text))
@@ -256,6 +266,8 @@ class CallRegistry:
             for call in calls:
                 if call.session_id in lost:
                     call.lease_lost()
+                elif call.ending:  # let go while the renewal was on its way: do not hold on to it
+                    await self._release(call.session_id, call.token)
 
     async def _present(self, calls: list[LiveCall]) -> None:
         now = datetime.now(timezone.utc)
@@ -292,7 +304,9 @@ class CallRegistry:
         if self._calls.get(call.session_id) is call:
             del self._calls[call.session_id]
             self._reps.pop(call.session_id, None)
-        self._locks.pop(call.session_id, None)
+        lock = self._locks.get(call.session_id)
+        if lock is not None and not lock.locked():  # a connect waiting on it keeps it
+            del self._locks[call.session_id]
 
     async def shutdown(self) -> None:
         """Persists every call, lets its lease go and leaves it live, so the rep's next

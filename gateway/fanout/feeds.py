@@ -104,7 +104,9 @@ class _Feed:
                 watcher.joining = False
                 return
             watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever it was, the watcher must not hang in "joining"
             log.warning("watcher catch-up failed", extra={"session_id": self.session_id, "error": type(exc).__name__})
             watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
 

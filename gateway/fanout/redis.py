@@ -12,6 +12,7 @@ Keys (one call = one `sparring:call:{id}:*` family):
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Sequence
 
@@ -20,6 +21,8 @@ import redis.asyncio as aioredis
 from gateway.fanout.coordinator import CommandHandler, StreamEntry
 
 __all__ = ["RedisCoordinator"]
+
+log = logging.getLogger(__name__)
 
 # Appends a batch only while the token holds the lease (taking a free lease: Redis may have been
 # restarted under a running call). An id at or below the stream's last is a retried entry: skipped.
@@ -128,7 +131,10 @@ class RedisCoordinator:
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
-                        await handler(message["data"])
+                        try:
+                            await handler(message["data"])
+                        except Exception:  # one bad command must not stop this instance listening
+                            log.exception("a command from another instance failed")
             except (aioredis.RedisError, OSError):
                 await asyncio.sleep(1.0)
             finally:

@@ -107,10 +107,10 @@ async def create_session(request: Request, caller: CallerDep, db: TenantDb,
                                      persona_snapshot=found[0].to_dict(), transport=data.transport)
     vapi = None
     if row.transport == "vapi":
-        settings = request.app.state.settings
+        settings, secret = request.app.state.settings, request.app.state.jwt_secret
         vapi = VapiStart(
-            assistant=transient_assistant(found[0], session_id=str(row.id), site_url=settings.site_url),
-            assistantOverrides=assistant_overrides(str(row.id)), public_key=settings.vapi_public_key,
+            assistant=transient_assistant(found[0], session_id=str(row.id), site_url=settings.site_url, secret=secret),
+            assistantOverrides=assistant_overrides(str(row.id), secret), public_key=settings.vapi_public_key,
             watch_url=f"/ws/sessions/{row.id}/watch")
     return CreatedSession(**_out(row), vapi=vapi)
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from coaching.brains.llm import system_prompt
 from coaching.persona import Persona
 
-__all__ = ["KNOWLEDGE_TOOL", "SERVER_MESSAGES", "assistant_overrides", "transient_assistant"]
+__all__ = ["KNOWLEDGE_TOOL", "SERVER_MESSAGES", "assistant_overrides", "session_token", "transient_assistant"]
 
 SERVER_MESSAGES = ["status-update", "transcript", "speech-update", "conversation-update", "user-interrupted",
                    "hang", "tool-calls", "end-of-call-report"]
@@ -24,7 +26,14 @@ KNOWLEDGE_TOOL: dict[str, Any] = {
 }
 
 
-def transient_assistant(persona: Persona, *, session_id: str | None, site_url: str | None,
+def session_token(secret: str, session_id: str) -> str:
+    """Proof that Sparring handed out this session id for a VAPI call: webhooks (and the custom
+    LLM) map a call to a session only with it, so a browser cannot point a call at another
+    organization's session by naming its id."""
+    return hmac.new(secret.encode(), f"vapi-session:{session_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def transient_assistant(persona: Persona, *, session_id: str | None, site_url: str | None, secret: str,
                         fallback_model: str = "gpt-4o") -> dict[str, Any]:
     """A full assistant config: Sparring's persona brain as a custom LLM when SITE_URL is set (else
     the persona's prompt on VAPI's own model), the persona's ElevenLabs voice, the server messages
@@ -51,11 +60,12 @@ def transient_assistant(persona: Persona, *, session_id: str | None, site_url: s
     if site_url:
         assistant["server"] = {"url": f"{site_url}/api/vapi/webhook"}
     if session_id:
-        assistant["metadata"]["sparring_session_id"] = session_id
+        assistant["metadata"] |= {"sparring_session_id": session_id,
+                                  "sparring_session_token": session_token(secret, session_id)}
     return assistant
 
 
-def assistant_overrides(session_id: str) -> dict[str, Any]:
+def assistant_overrides(session_id: str, secret: str) -> dict[str, Any]:
     """What the browser passes to `vapi.start(assistant, overrides)`: webhooks find the session by it."""
-    return {"variableValues": {"sparring_session_id": session_id},
-            "metadata": {"sparring_session_id": session_id}}
+    ref = {"sparring_session_id": session_id, "sparring_session_token": session_token(secret, session_id)}
+    return {"variableValues": dict(ref), "metadata": dict(ref)}

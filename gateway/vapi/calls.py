@@ -7,12 +7,14 @@ published on the bus, so coaches watch VAPI calls with the same socket and hints
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -20,14 +22,14 @@ import msgspec
 
 from coaching.events import (
     PROTOCOL_VERSION, AudioFormat, ErrorEvent, Event, PersonaAudioEnd, Sender, SessionEnded, SessionStarted,
-    TranscriptFinal, Whisper, encode,
+    TranscriptFinal, Whisper, encode, without_nul,
 )
 from coaching.hints import HintEngine, HintOptions
 from coaching.persona import Persona, PersonaFileError, parse_persona
 from gateway.calls.registry import LiveEntry, Named
 from gateway.fanout.coordinator import Coordinator, StreamEntry
 from gateway.vapi import messages as m
-from gateway.vapi.assistant import transient_assistant
+from gateway.vapi.assistant import session_token, transient_assistant
 from storage import sessions, vapi as store
 from storage.knowledge import search_text
 from storage.tenancy import Tenant, set_tenant, tenant_tx
@@ -74,15 +76,19 @@ class VapiCalls:
         site_url: the public URL (the custom LLM and tool URLs in assistant configs).
         presence_ttl_s: how long a VAPI call stays in the live list without a webhook.
         http: for the call's controlUrl (coach steering), or None to not steer.
+        secret: signs the session ids handed out for VAPI calls (the JWT secret).
+        control_hosts: the hosts a controlUrl may point at.
     """
 
     def __init__(self, *, pool: asyncpg.Pool, coordinator: Coordinator, personas: dict[str, Persona],
                  hint_options: HintOptions, default_org_id: uuid.UUID | None, default_persona_id: str | None,
-                 site_url: str | None, presence_ttl_s: float, http: httpx.AsyncClient | None) -> None:
+                 site_url: str | None, presence_ttl_s: float, http: httpx.AsyncClient | None,
+                 secret: str, control_hosts: tuple[str, ...] = ("vapi.ai",)) -> None:
         self._pool, self._coordinator, self._personas = pool, coordinator, personas
         self._hints, self._default_org = hint_options, default_org_id
         self._default_persona = default_persona_id if default_persona_id in personas else next(iter(personas))
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
+        self._control_hosts, self._secret = control_hosts, secret
         self._engines: dict[uuid.UUID, tuple[HintEngine, int]] = {}  # session -> (engine, last final's seq)
 
     # --- entry point ----------------------------------------------------------------------------
@@ -120,8 +126,8 @@ class VapiCalls:
                            org_id: uuid.UUID | None) -> store.FoundSession | None:
         """The message's session: by the id the browser passed, else by a call id seen before,
         else a new session in the endpoint's (or the default) org. None: nobody to give it to."""
-        call = message.call
-        found = await store.find_session(conn, call.session_id() if call else None, message.call_id)
+        found = await store.find_session(conn, self.claimed_session(message.call.session_ref() if message.call else None),
+                                         message.call_id)
         if found is not None and org_id is not None and found.org_id != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:
@@ -129,11 +135,25 @@ class VapiCalls:
         org = org_id or self._default_org
         if org is None or message.call_id is None or isinstance(message, (m.ToolCalls, m.FunctionCall)):
             return None
-        async with conn.transaction():
-            await set_tenant(conn, self._tenant(org))
-            persona_id = await self._persona_for(conn, org, message.phone_number)
-            created = await self._create_session(conn, org, persona_id, message.call_id)
+        try:
+            async with conn.transaction():
+                await set_tenant(conn, self._tenant(org))
+                persona_id = await self._persona_for(conn, org, message.phone_number)
+                created = await self._create_session(conn, org, persona_id, message.call_id)
+        except asyncpg.UniqueViolationError:
+            # Another delivery of this call created its session first (or the call id is another
+            # org's): use what is there, within the org's bounds.
+            found = await store.find_session(conn, None, message.call_id)
+            return found if found is not None and found.org_id == org else None
         return store.FoundSession(created, org, message.call_id) if created else None
+
+    def claimed_session(self, ref: tuple[uuid.UUID, str] | None) -> uuid.UUID | None:
+        """The session a call names, if it carries the token Sparring gave out with it."""
+        if ref is None:
+            return None
+        session_id, token = ref
+        expected = session_token(self._secret, str(session_id))
+        return session_id if hmac.compare_digest(token.encode(), expected.encode()) else None
 
     async def _persona_for(self, conn: asyncpg.Connection, org: uuid.UUID, number: str | None) -> str:
         settings = await store.get_org_vapi(conn, org)
@@ -251,7 +271,7 @@ class VapiCalls:
         while queue:
             event = queue.pop(0)
             seq += 1
-            event = msgspec.structs.replace(event, seq=seq, ts=event.ts or now)
+            event = without_nul(msgspec.structs.replace(event, seq=seq, ts=event.ts or now))
             kind, frame = event.__struct_config__.tag, encode(event)
             rows.append((locked.id, locked.owner_fence, sessions.EventRow(seq, kind, frame)))
             entries.append(StreamEntry(seq, kind, frame))
@@ -262,7 +282,7 @@ class VapiCalls:
                     queue[:0] = await self._hints_after(conn, locked.id, event, last_final)
                 last_final = seq
             if isinstance(event, SessionEnded):
-                await sessions.end_session(conn, locked.id, event.reason)
+                await sessions.end_session(conn, locked.id, event.reason, fence=locked.owner_fence)
                 queue.clear()
         await sessions.append_events(conn, locked.org_id, rows, segments, locked=True)
         return entries
@@ -337,7 +357,7 @@ class VapiCalls:
                 session_id = found.id if found else await self._create_session(conn, org, persona_id, message.call_id)
         persona = self._personas[persona_id or self._default_persona]
         return {"assistant": transient_assistant(persona, session_id=str(session_id) if session_id else None,
-                                                 site_url=self._site_url)}
+                                                 site_url=self._site_url, secret=self._secret)}
 
     async def _tool_calls(self, message: m.ToolCalls | m.FunctionCall, org: uuid.UUID | None) -> dict[str, Any]:
         results = []
@@ -380,7 +400,8 @@ class VapiCalls:
                 return False
             entries = await self._append(conn, locked, [Whisper(session_id=str(session.id), ts=0, sender=sender,
                                                                 text=text)])
-            control_url = (locked.metadata.get("vapi_monitor") or {}).get("controlUrl")
+            control_url = _control_url((locked.metadata.get("vapi_monitor") or {}).get("controlUrl"),
+                                       self._control_hosts)
         await self._publish(session.id, session.org_id, entries)
         if steer and control_url and self._http is not None:
             try:
@@ -402,6 +423,19 @@ class VapiCalls:
     @property
     def default_persona(self) -> Persona:
         return self._personas[self._default_persona]
+
+
+def _control_url(url: Any, hosts: tuple[str, ...]) -> str | None:
+    """A call's controlUrl if it is on an allowed host (VAPI_CONTROL_HOSTS, default vapi.ai and
+    its subdomains) over https (plain http only for an allowed loopback host): a forged webhook
+    must not make the gateway post to an address of the attacker's choosing."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    allowed = any(host == h or host.endswith("." + h) for h in hosts)
+    loopback = host in ("127.0.0.1", "localhost") and host in hosts
+    return url if allowed and (parts.scheme == "https" or (loopback and parts.scheme == "http")) else None
 
 
 def _since(started_at: datetime | None) -> int:

@@ -12,7 +12,7 @@ import msgspec
 
 from coaching.brains.base import Brain, Turn
 from coaching.persona import Persona
-from gateway.vapi.messages import session_id_in
+from gateway.vapi.messages import session_ref_in
 
 __all__ = ["ChatRequest", "history_of", "sse_chunks", "whole_completion"]
 
@@ -24,8 +24,8 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     call: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
 
-    def session_id(self) -> uuid.UUID | None:
-        return session_id_in(self.call, self.metadata)
+    def session_ref(self) -> tuple[uuid.UUID, str] | None:
+        return session_ref_in(self.call, self.metadata)
 
 
 def _text(content: Any) -> str:

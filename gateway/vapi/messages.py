@@ -17,7 +17,7 @@ import msgspec
 __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
-    "Unhandled", "UserInterrupted", "decode_message", "session_id_in", "tool_calls_of",
+    "Unhandled", "UserInterrupted", "decode_message", "session_ref_in", "tool_calls_of",
 ]
 
 
@@ -33,20 +33,23 @@ class Call(msgspec.Struct, kw_only=True):
     phoneNumberId: str | None = None
     startedAt: str | None = None
 
-    def session_id(self) -> uuid.UUID | None:
-        """The Sparring session the browser put in `assistantOverrides` (or the call's metadata)."""
-        return session_id_in(msgspec.to_builtins(self))
+    def session_ref(self) -> tuple[uuid.UUID, str] | None:
+        """The Sparring session (and its token) the browser put in `assistantOverrides` (or the
+        call's metadata)."""
+        return session_ref_in(msgspec.to_builtins(self))
 
 
-def session_id_in(call: dict[str, Any] | None, *more: dict[str, Any] | None) -> uuid.UUID | None:
-    """`sparring_session_id` from a VAPI call object's `assistantOverrides.variableValues`,
-    `assistantOverrides.metadata` or `metadata`, else from the other places given."""
+def session_ref_in(call: dict[str, Any] | None, *more: dict[str, Any] | None) -> tuple[uuid.UUID, str] | None:
+    """`sparring_session_id` and `sparring_session_token` from a VAPI call object's
+    `assistantOverrides.variableValues`, `assistantOverrides.metadata` or `metadata`, else from
+    the other places given."""
     call = call or {}
     overrides = call.get("assistantOverrides") or {}
     for place in (overrides.get("variableValues"), overrides.get("metadata"), call.get("metadata"), *more):
         if isinstance(place, dict) and isinstance(place.get("sparring_session_id"), str):
+            token = place.get("sparring_session_token")
             try:
-                return uuid.UUID(place["sparring_session_id"])
+                return uuid.UUID(place["sparring_session_id"]), token if isinstance(token, str) else ""
             except ValueError:
                 return None
     return None

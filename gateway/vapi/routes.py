@@ -113,7 +113,7 @@ async def vapi_llm(request: Request, state: State) -> Response | Stream:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ApiError(400, "bad_request", f"not a chat-completions request: {exc}"[:300]) from None
     persona = state.vapi.default_persona
-    if (session_id := chat.session_id()) is not None:
+    if (session_id := state.vapi.claimed_session(chat.session_ref())) is not None:
         async with state.pool.acquire() as conn:
             found = await store.find_session(conn, session_id, None)
         if found is not None:

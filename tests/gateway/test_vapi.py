@@ -15,7 +15,8 @@ import pytest
 from litestar import Litestar, Request, post
 
 from gateway.app import create_app, serve_app
-from tests.conftest import make_settings
+from gateway.vapi.assistant import session_token
+from tests.conftest import TEST_JWT_SECRET, make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.test_watch import numbered, watcher
 from tests.gateway.vapi_helpers import FIXTURES, SECRET, deliver, payload, signed
@@ -53,7 +54,7 @@ def control():
 @pytest.fixture(scope="module")
 def base_url(module_database_url):
     settings = make_settings(module_database_url, vapi_webhook_secret=SECRET, vapi_llm_api_key=LLM_KEY,
-                             site_url=SITE, vapi_coach_steering="true")
+                             site_url=SITE, vapi_coach_steering="true", vapi_control_hosts="vapi.ai,127.0.0.1")
     with run_asgi(serve_app(create_app(settings))) as url:
         yield url
 
@@ -240,6 +241,18 @@ async def test_a_scripted_vapi_call_ends_in_one_session_with_one_report_and_a_co
     await rep_page.close()
 
 
+async def test_a_call_naming_another_session_without_its_token_does_not_reach_it(client, module_database_url):
+    victim = await signup(client)
+    sid = (await vapi_session(client, victim))["id"]
+    forged = payload("transcript-final-user", session_id=sid).replace(
+        session_token(TEST_JWT_SECRET, sid).encode(), b"0" * 32)
+    assert (await deliver(client, forged)).status_code == 200, "kept, answered, not applied"
+    assert await stored_events(module_database_url, sid) == []
+    tool = payload("tool-calls", session_id=sid).replace(session_token(TEST_JWT_SECRET, sid).encode(), b"")
+    result = (await deliver(client, tool)).json()["results"][0]
+    assert "error" in result, "no org's knowledge base is searched for an unproven session"
+
+
 async def test_a_report_before_ended_ends_the_call_with_the_reports_transcript(client, module_database_url):
     rep = await signup(client)
     sid = (await vapi_session(client, rep))["id"]
@@ -352,7 +365,8 @@ async def test_the_custom_llm_streams_sse_the_openai_sdk_consumes(base_url, clie
         messages=[{"role": "system", "content": "ignored: the persona is Sparring's"},
                   {"role": "assistant", "content": "Dana Whitfield. I have a few minutes."},
                   {"role": "user", "content": "How does your month end close work today?"}],
-        extra_body={"call": {"id": "call-llm", "assistantOverrides": {"variableValues": {"sparring_session_id": sid}}}})
+        extra_body={"call": {"id": "call-llm", "assistantOverrides": {"variableValues": {
+            "sparring_session_id": sid, "sparring_session_token": session_token(TEST_JWT_SECRET, sid)}}}})
     deltas = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
     assert len(deltas) >= 1 and "".join(deltas).strip()
     prefixed = openai.AsyncOpenAI(base_url=f"{base_url}/api/vapi/llm/some/prefix", api_key=LLM_KEY, max_retries=0)
@@ -389,10 +403,22 @@ async def test_a_coach_whisper_on_a_vapi_call_reaches_the_reps_page_and_steers_t
     steered = await eventually(lambda: _first(control.received))
     assert steered["type"] == "add-message" and steered["triggerResponseEnabled"] is False
     assert steered["message"]["role"] == "system" and "eight days" in steered["message"]["content"]
+    # A controlUrl that is not VAPI's (a forged webhook) is never called.
+    elsewhere = (await vapi_session(client, rep))["id"]
+    forged = payload("status-update-in-progress", call_id=f"call-{uuid.uuid4().hex[:10]}", session_id=elsewhere,
+                     control_url="http://10.0.0.1/internal")
+    assert (await deliver(client, forged)).status_code == 200
+    other_watch = await watcher(base_url, elsewhere, coach["access_token"]).open(start=False)
+    await other_watch.wait_for(lambda e: e["type"] == "session.started")
+    await other_watch.send({"type": "whisper", "text": "Careful."})
+    await other_watch.wait_for(lambda e: e["type"] == "whisper")
+    await asyncio.sleep(0.3)
+    assert len(control.received) == 1
+    await other_watch.close()
     await rep_page.send({"type": "whisper", "text": "reps cannot whisper"})
     assert (await rep_page.wait_closed())[0] == 1008
     live = (await client.get("/api/live", headers=bearer(coach))).json()["calls"]
-    assert [(c["session_id"], c["transport"]) for c in live] == [(sid, "vapi")]
+    assert {(c["session_id"], c["transport"]) for c in live} == {(sid, "vapi"), (elsewhere, "vapi")}
     await watch.close()
 
 

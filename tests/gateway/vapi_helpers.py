@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from gateway.vapi.assistant import session_token
 from gateway.vapi.auth import HmacScheme, sign_hmac
+from tests.conftest import TEST_JWT_SECRET
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vapi"
 SECRET = "vapi-webhook-secret-for-tests-0123456789"
@@ -21,7 +23,9 @@ def payload(name: str, *, call_id: str | None = None, session_id: str = "", ts: 
     """A fixture with its placeholders filled in (a fresh nonce, as re-deliveries carry fresh URLs)."""
     text = (FIXTURES / f"{name}.json").read_text()
     text = text.replace('"{{TS}}"', str(ts if ts is not None else int(time.time() * 1000)))
+    token = session_token(TEST_JWT_SECRET, session_id) if session_id else ""
     for key, value in {"CALL_ID": call_id or f"call-{uuid.uuid4().hex[:10]}", "SESSION_ID": session_id,
+                       "SESSION_TOKEN": token,
                        "CONTROL_URL": control_url, "PHONE": phone, "NONCE": uuid.uuid4().hex}.items():
         text = text.replace("{{" + key + "}}", value)
     return text.encode()
