@@ -84,12 +84,18 @@ async def test_a_coach_sees_the_call_live_watches_it_and_whispers_to_the_rep(pag
     await expect(rep_page.locator(".line.whisper")).to_have_count(1)
 
 
-async def test_with_the_microphone_blocked_the_rep_types_instead(pages, browser_without_microphone, base_url):
+async def new_rep_in_a_call(pages, browser, base_url):
+    """A rep (signed up through the API) logged in on a page of `browser`, in a call."""
     async with httpx.AsyncClient(base_url=base_url) as api:
         rep = await signup(api, email=unique_email())
-    page = await pages.open(browser_without_microphone, "rep")
+    page = await pages.open(browser, "rep")
     await log_in(page, rep["user"]["email"])
     await start_call(page)
+    return page
+
+
+async def test_with_the_microphone_blocked_the_rep_types_instead(pages, browser_without_microphone, base_url):
+    page = await new_rep_in_a_call(pages, browser_without_microphone, base_url)
     await expect(page.get_by_role("alert")).to_contain_text("type instead")
     await expect(page.get_by_role("link", name="Review this call")).to_be_hidden()
     await expect(page.locator(".line.final.persona")).to_have_count(1, timeout=TIMEOUT)  # the greeting
@@ -100,11 +106,7 @@ async def test_with_the_microphone_blocked_the_rep_types_instead(pages, browser_
 
 
 async def test_a_dropped_socket_reconnects_without_losing_transcript_lines(pages, browser_without_microphone, base_url):
-    async with httpx.AsyncClient(base_url=base_url) as api:
-        rep = await signup(api, email=unique_email())
-    page = await pages.open(browser_without_microphone, "rep")
-    await log_in(page, rep["user"]["email"])
-    await start_call(page)
+    page = await new_rep_in_a_call(pages, browser_without_microphone, base_url)
     await expect(page.locator(".line.final.persona")).to_have_count(1, timeout=TIMEOUT)  # the greeting
     await say(page, "How does your month end close work today?")
     await page.evaluate("window.sparring.live.ws.close(4000, 'network drop')")  # before the answer arrives
