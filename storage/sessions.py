@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 __all__ = [
-    "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "count_live_sessions", "create_session",
+    "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions", "count_live_sessions", "create_session",
     "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
     "set_recording", "soft_delete_session", "start_session", "recording_enabled",
 ]
@@ -168,6 +168,13 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
                            list({session_id for session_id, _ in kept}))
     return len(events) - len(kept)
+
+
+async def stale_live_sessions(conn: asyncpg.Connection, silent_for_s: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(session, org) of live browser calls silent for longer than `silent_for_s`, any org."""
+    rows = await conn.fetch("SELECT session_id, org_id FROM stale_live_sessions(make_interval(secs => $1))",
+                            silent_for_s)
+    return [(r["session_id"], r["org_id"]) for r in rows]
 
 
 async def list_events(conn: asyncpg.Connection, session_id: uuid.UUID, *, after_seq: int, limit: int) -> list[EventRow]:

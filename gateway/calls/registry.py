@@ -13,17 +13,17 @@ import asyncpg
 import msgspec
 
 from coaching.brains.base import Turn
-from coaching.events import ClientStart, Sender, TranscriptFinal, Whisper, decode_event, encode
+from coaching.events import ClientStart, Sender, SessionEnded, TranscriptFinal, Whisper, decode_event, encode
 from coaching.persona import Persona, PersonaFileError, parse_persona
 from gateway.auth.caller import Caller
 from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallServices
 from gateway.fanout.commands import Handover, RelayedWhisper, decode_command, encode_command
-from gateway.fanout.coordinator import Coordinator, owner_of
+from gateway.fanout.coordinator import Coordinator, StreamEntry, owner_of
 from storage import sessions
 from storage.event_writer import EventWriter
-from storage.tenancy import tenant_tx
+from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["CallRefused", "CallRegistry", "LiveEntry", "as_sent"]
 
@@ -246,9 +246,14 @@ class CallRegistry:
                                        sender=Sender(command.sender_id, command.sender_name), text=command.text))
 
     async def _heartbeat(self) -> None:
-        """Renews every lease and presence entry of this instance's calls, three times per TTL."""
+        """Renews every lease and presence entry of this instance's calls, three times per TTL,
+        and now and then ends calls whose instance died (see `_end_orphans`)."""
+        beats = 0
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
+            beats += 1
+            if beats % 9 == 0:
+                await self._end_orphans()
             calls = [c for c in self._calls.values() if not c.ending]
             try:
                 lost = await self.coordinator.renew({c.session_id: c.token for c in calls}, self._ttl_ms)
@@ -268,6 +273,52 @@ class CallRegistry:
                     call.lease_lost()
                 elif call.ending:  # let go while the renewal was on its way: do not hold on to it
                     await self._release(call.session_id, call.token)
+
+    async def _end_orphans(self) -> None:
+        """A call whose instance crashed stays `live` in Postgres. Once it has been silent for
+        longer than a resume could take (grace + lease TTL) and nobody holds its lease, this
+        instance takes the lease, fences the old owner out, and ends it (`owner_lost`) with a
+        `session.ended` event, so watchers close and the rep's page shows the call ended."""
+        silent_for = self._services.limits.resume_grace_s + self._ttl_ms / 1000 + 2
+        try:
+            async with self._pool.acquire() as conn:
+                stale = await sessions.stale_live_sessions(conn, silent_for)
+        except Exception as exc:
+            log.warning("could not look for orphaned calls", extra={"error": type(exc).__name__})
+            return
+        for session_id, org_id in stale:
+            key = str(session_id)
+            if key in self._calls:
+                continue
+            token = f"{self.coordinator.instance_id}|{uuid.uuid4().hex[:16]}"
+            try:
+                if not await self.coordinator.try_lease(key, token, self._ttl_ms):
+                    continue  # someone runs it (or is resuming it)
+                tenant = Tenant(org_id=org_id, role="system")
+                async with tenant_tx(self._pool, tenant) as conn:
+                    fence = await sessions.claim_session(conn, session_id)
+                    current = await sessions.get_session(conn, session_id)
+                    stored = await sessions.max_seq(conn, session_id)
+                if current is None or current.status != "live":
+                    continue
+                # What the dead owner published but never wrote comes first (it is in the stream).
+                seq = stored + len(await self._unflushed(current, fence, stored)) + 1
+                await self._writer.flush()
+                elapsed = int((datetime.now(timezone.utc) - (current.started_at or current.created_at))
+                              .total_seconds() * 1000)
+                frame = encode(SessionEnded(session_id=key, ts=int(time.time() * 1000), seq=seq, reason="owner_lost",
+                                            duration_ms=elapsed))
+                async with tenant_tx(self._pool, tenant) as conn:
+                    await sessions.append_events(conn, org_id, [(session_id, fence, sessions.EventRow(
+                        seq, "session.ended", frame))], [])
+                    await sessions.end_session(conn, session_id, "owner_lost", fence=fence)
+                await self.coordinator.publish(key, token, [StreamEntry(seq, "session.ended", frame)], self._ttl_ms)
+                await self.coordinator.set_absent(str(org_id), key)
+                log.info("ended a call whose instance was lost", extra={"session_id": key})
+            except Exception as exc:
+                log.warning("could not end an orphaned call", extra={"session_id": key, "error": type(exc).__name__})
+            finally:
+                await self._release(key, token)
 
     async def _present(self, calls: list[LiveCall]) -> None:
         now = datetime.now(timezone.utc)

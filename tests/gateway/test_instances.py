@@ -21,7 +21,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def instance_env(name: str) -> dict[str, str]:
     return {"instance_id": name, "redis_url": REDIS_URL, "live_ttl_seconds": str(TTL_S),
-            "rate_limit_login": "5/minute", "resume_grace_seconds": "20", "vapi_webhook_secret": SECRET}
+            "rate_limit_login": "5/minute", "resume_grace_seconds": "5", "vapi_webhook_secret": SECRET}
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +142,14 @@ async def test_the_login_limit_holds_across_both_instances(pair):
     assert other.status_code == 401, "the limit is per email (and address), not global"
 
 
-async def test_a_killed_instance_calls_leave_the_live_list_within_the_ttl(pair, client, module_database_url):
+async def test_a_killed_instance_calls_leave_the_live_list_within_the_ttl_and_end(pair, client, module_database_url):
     _, b = pair
     admin, coach, rep, session_id = await team(client)
     with gateway_process(module_database_url, **instance_env("gw-doomed")) as doomed:
         call = await LiveClient(doomed.url, session_id, rep["access_token"]).open()
         await call.wait_for(lambda e: e["type"] == "session.started")
+        watch = await watcher(b.url, session_id, coach["access_token"]).open(start=False)
+        await watch.wait_for(lambda e: e["type"] == "session.started")
         async with httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
             async def listed():
                 calls = (await on_b.get("/api/live", headers=bearer(coach))).json()["calls"]
@@ -157,8 +159,15 @@ async def test_a_killed_instance_calls_leave_the_live_list_within_the_ttl(pair, 
             killed_at = time.monotonic()
             await eventually(lambda: _empty(listed), timeout=TTL_S + 5, interval=0.1)
             gone_after = time.monotonic() - killed_at
+            # Nobody resumes it: once silent past the grace, a surviving instance ends it.
+            ended = await watch.wait_for(lambda e: e["type"] == "session.ended", timeout=40)
+            assert ended["reason"] == "owner_lost"
+            detail = (await on_b.get(f"/api/sessions/{session_id}", headers=bearer(admin))).json()
+            assert detail["status"] == "ended" and detail["end_reason"] == "owner_lost"
         await call.close()
     assert gone_after <= TTL_S + 1.0, gone_after
+    seqs = [e["seq"] for e in numbered(watch.events)]
+    assert seqs == list(range(1, seqs[-1] + 1))
 
 
 async def _empty(listed) -> bool:

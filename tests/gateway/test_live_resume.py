@@ -145,3 +145,27 @@ async def test_a_restarted_gateway_rebuilds_the_call_from_its_events(module_data
     finally:
         await conn.close()
     assert stored == list(range(1, len(stored) + 1))
+
+
+async def test_a_call_left_live_by_a_dead_process_is_ended_once_nobody_resumes_it(module_database_url):
+    settings = make_settings(module_database_url, resume_grace_seconds="1", live_ttl_seconds="1")
+    with run_asgi(serve_app(create_app(settings))) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            rep = await signup(client)
+            session_id = await new_session(client, rep)
+            conn = await asyncpg.connect(module_database_url)
+            try:
+                # As a crashed gateway leaves it: live, no owner, silent for a minute.
+                await conn.execute("UPDATE roleplay_sessions SET status = 'live', started_at = now() - interval '2 minutes',"
+                                   " last_activity_at = now() - interval '1 minute' WHERE id = $1::uuid", session_id)
+
+                async def ended():
+                    return await conn.fetchrow("SELECT status, end_reason FROM roleplay_sessions WHERE id = $1::uuid"
+                                               " AND status = 'ended'", session_id)
+
+                row = await eventually(ended, timeout=20)
+            finally:
+                await conn.close()
+            assert row is not None and row["end_reason"] == "owner_lost"
+            events = (await client.get(f"/api/sessions/{session_id}/events", headers=bearer(rep))).json()["items"]
+            assert [(e["seq"], e["type"], e["reason"]) for e in events] == [(1, "session.ended", "owner_lost")]
