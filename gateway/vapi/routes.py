@@ -65,12 +65,21 @@ async def _verified(request: Request, state: State, org_id: uuid.UUID | None) ->
     return body
 
 
-async def _handle(request: Request, state: State, org_id: uuid.UUID | None) -> Response:
+async def _message(request: Request, state: State, org_id: uuid.UUID | None) -> tuple[m.Message, bytes]:
+    """The verified delivery, decoded.
+
+    Raises:
+        ApiError: 401 (verification), 429 (rate limit), 400 (not a VAPI message).
+    """
     body = await _verified(request, state, org_id)
     try:
-        message = m.decode_message(body)
+        return m.decode_message(body), body
     except m.NotVapiMessage as exc:
         raise ApiError(400, "not_a_vapi_message", str(exc)[:300]) from None
+
+
+async def _handle(request: Request, state: State, org_id: uuid.UUID | None) -> Response:
+    message, body = await _message(request, state, org_id)
     return Response(await state.vapi.handle(message, body, org_id), status_code=200)
 
 
@@ -86,11 +95,7 @@ async def org_webhook(request: Request, state: State, org_id: FromPath[uuid.UUID
 
 @post("/api/vapi/tools/knowledge-base", tags=["vapi"], summary="VAPI tool calls: the knowledge_base function")
 async def knowledge_tool(request: Request, state: State) -> Response:
-    body = await _verified(request, state, None)
-    try:
-        message = m.decode_message(body)
-    except m.NotVapiMessage as exc:
-        raise ApiError(400, "not_a_vapi_message", str(exc)[:300]) from None
+    message, body = await _message(request, state, None)
     if not isinstance(message, (m.ToolCalls, m.FunctionCall)):
         raise ApiError(400, "not_a_tool_call", f"this endpoint takes tool-calls messages, not {message.type}")
     return Response(await state.vapi.handle(message, body, None), status_code=200)
