@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test migrate redis clean
+.PHONY: run test lint migrate redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ redis:
 			echo "warning: Redis is not running on 127.0.0.1:6379 and redis-server is not installed"; \
 		fi; \
 	fi
+
+# ruff (pyflakes, pycodestyle errors, isort, pyupgrade, bugbear) and mypy (strict on coaching/ and
+# storage/), as configured in pyproject.toml.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: $(VENV)/.installed-dev redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

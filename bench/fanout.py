@@ -26,7 +26,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live_calls import Gateway, install_uvloop, fake_provider_process, pct  # noqa: E402
+from bench.live_calls import Gateway, fake_provider_process, install_uvloop, pct  # noqa: E402
 from storage.embedded import start_embedded_postgres  # noqa: E402
 from tests.processes import RedisServer  # noqa: E402
 

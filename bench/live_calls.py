@@ -73,7 +73,7 @@ class Gateway:
                     "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
                     "MAX_LIVE_SESSIONS_PER_USER": "10000", **env}
 
-    def __enter__(self) -> "Gateway":
+    def __enter__(self) -> Gateway:
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)

@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -29,8 +29,14 @@ from coaching.audio.vad import TurnDetector
 from coaching.brains.base import Brain, Turn
 from coaching.errors import Overloaded, ProviderUnavailable, SparringError
 from coaching.events import (
-    ErrorEvent, PersonaAudioEnd, PersonaAudioStart, PersonaReply, PersonaReplyDelta, ServerMessage,
-    TranscriptFinal, TranscriptPartial,
+    ErrorEvent,
+    PersonaAudioEnd,
+    PersonaAudioStart,
+    PersonaReply,
+    PersonaReplyDelta,
+    ServerMessage,
+    TranscriptFinal,
+    TranscriptPartial,
 )
 from coaching.persona import Persona
 from coaching.providers.stt.base import SpeechToText

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 import openai
@@ -71,7 +72,7 @@ class LlmHinter:
         self._backend, self.interval_s, self._timeout_s = backend, interval_s, timeout_s
         self._breaker = CircuitBreaker(failure_threshold=3, reset_after_s=60)
 
-    def for_call(self, persona: Persona) -> "CallHinter":
+    def for_call(self, persona: Persona) -> CallHinter:
         return CallHinter(self, persona)
 
     async def suggest(self, persona: Persona, history: Sequence[Turn]) -> LlmHintSuggestion | None:
@@ -85,8 +86,7 @@ class LlmHinter:
             ), self._timeout_s)
             content = response.choices[0].message.content or ""
             suggestion = _decode(content)
-        except (openai.OpenAIError, asyncio.TimeoutError, msgspec.DecodeError, msgspec.ValidationError,
-                IndexError) as exc:
+        except (TimeoutError, openai.OpenAIError, msgspec.DecodeError, msgspec.ValidationError, IndexError) as exc:
             self._breaker.record_failure()
             log.warning("llm hint failed", extra={"error": type(exc).__name__})
             return None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -15,11 +15,11 @@ from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.auth.caller import provide_caller, provide_db
 from gateway.errors import exception_handlers
-from gateway.routes import accounts, live, me_data, orgs, personas, sessions
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.ratelimit import RateLimitHeaders
 from gateway.resources import lifespan
+from gateway.routes import accounts, live, me_data, orgs, personas, sessions
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo

@@ -15,15 +15,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import msgspec
 import redis.asyncio as aioredis
 import sentry_sdk
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter as Strategy, SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,7 +81,7 @@ class RateLimiter:
 
     @classmethod
     @asynccontextmanager
-    async def from_settings(cls, settings: Settings, redis_client: aioredis.Redis | None) -> AsyncIterator["RateLimiter"]:
+    async def from_settings(cls, settings: Settings, redis_client: aioredis.Redis | None) -> AsyncIterator[RateLimiter]:
         limits = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in RATE_LIMITS}
         if redis_client is None or settings.redis_url is None:
             storage: Storage = MemoryStorage()

@@ -7,8 +7,8 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import AsyncIterator
 
 import asyncpg
 import httpx
@@ -23,8 +23,8 @@ from gateway.fanout.feeds import FeedHub
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
 from gateway.ratelimit import RateLimiter
-from gateway.vapi.calls import VapiCalls
 from gateway.settings import Settings
+from gateway.vapi.calls import VapiCalls
 from storage.database import connect, create_pool
 from storage.embedded import start_embedded_postgres
 from storage.event_writer import EventWriter
@@ -153,7 +153,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if settings.vapi_webhook_auth == "none":
             log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
         # Load local models in the background so the first call does not wait for them.
-        warm = [getattr(p, "warm_up") for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
+        warm = [p.warm_up for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
         if warm:
             stack.push_async_callback(_cancel, asyncio.create_task(_warm_up(services, warm)))
         yield

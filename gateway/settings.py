@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 import limits

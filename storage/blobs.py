@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -58,7 +58,7 @@ class BlobWriter:
         self._chunks = 0
         self.id: uuid.UUID = uuid.uuid4()
 
-    async def __aenter__(self) -> "BlobWriter":
+    async def __aenter__(self) -> BlobWriter:
         async with tenant_tx(self._pool, self._tenant) as conn:
             await conn.execute(
                 "INSERT INTO blobs (id, org_id, owner_id, content_type) VALUES ($1, $2, $3, $4)",

@@ -39,7 +39,7 @@ class EventWriter:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "EventWriter":
+    async def __aenter__(self) -> EventWriter:
         self._task = asyncio.create_task(self._run(), name="event-writer")
         return self
 
@@ -80,7 +80,7 @@ class EventWriter:
                 except asyncpg.DataError:
                     # A row Postgres will never take must not hold the org's other calls back forever.
                     await self._one_by_one(org_id, events[org_id], segments.get(org_id, []))
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     # Back in front of anything added meanwhile, for the next round.
                     self._events[org_id][:0] = events[org_id]
                     self._segments[org_id][:0] = segments.get(org_id, [])

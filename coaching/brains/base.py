@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Literal, Protocol, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, Protocol
 
 import msgspec
 

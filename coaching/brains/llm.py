@@ -7,7 +7,7 @@ a primary that keeps failing is skipped for a while and the fallback answers.
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import openai

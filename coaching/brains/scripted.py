@@ -7,7 +7,7 @@ conversation always gets the same answers, and a resumed call rebuilds exactly.
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 

@@ -8,8 +8,9 @@ When more work waits than the pool can finish in time, new work is refused at on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from coaching.errors import Overloaded
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from typing import AsyncGenerator, Literal
+from collections.abc import AsyncGenerator
+from typing import Literal
 from urllib.parse import urlsplit
 
 import asyncpg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -51,7 +51,7 @@ async def signed_in(request: Request, conn: asyncpg.Connection, account: account
     refresh = new_secret()
     await accounts.store_refresh_token(
         conn, user_id=account.user_id, org_id=account.org_id, family_id=family_id or uuid.uuid4(),
-        token_hash=hash_secret(refresh), expires_at=datetime.now(timezone.utc) + timedelta(seconds=REFRESH_TTL_S),
+        token_hash=hash_secret(refresh), expires_at=datetime.now(UTC) + timedelta(seconds=REFRESH_TTL_S),
     )
     access = issue_access_token(AccessClaims(account.user_id, account.org_id, account.role), request.app.state.jwt_secret)
     secure = _secure(request)

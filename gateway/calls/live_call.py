@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import asyncpg
 import msgspec
@@ -22,7 +22,14 @@ from coaching.audio.recording import RECORDING_CONTENT_TYPE, StereoRecorder
 from coaching.brains.base import Turn
 from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
-    PROTOCOL_VERSION, AudioFormat, Event, ServerMessage, SessionEnded, SessionStarted, TranscriptFinal, encode,
+    PROTOCOL_VERSION,
+    AudioFormat,
+    Event,
+    ServerMessage,
+    SessionEnded,
+    SessionStarted,
+    TranscriptFinal,
+    encode,
     without_nul,
 )
 from coaching.hints import HintEngine
@@ -63,7 +70,7 @@ class LiveCall:
 
     def __init__(self, *, session: SessionRow, persona: Persona, services: CallServices, pool: asyncpg.Pool,
                  writer: EventWriter, last_seq: int, history: list[Turn], elapsed_s: float, record: bool,
-                 on_closed: Callable[["LiveCall"], None], coordinator: Coordinator, token: str, fence: int,
+                 on_closed: Callable[[LiveCall], None], coordinator: Coordinator, token: str, fence: int,
                  lease_ttl_ms: int) -> None:
         self.session = session
         self.session_id = str(session.id)

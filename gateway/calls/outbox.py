@@ -71,7 +71,7 @@ class Outbox:
         """Waits until the sender is done (after `close`)."""
         try:
             await asyncio.wait_for(asyncio.shield(self._task), 10)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
 
     def cancel(self) -> None:

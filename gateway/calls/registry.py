@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
@@ -75,7 +75,7 @@ class CallRegistry:
         self._handovers: set[asyncio.Task] = set()
         self._redis_down = False
 
-    async def __aenter__(self) -> "CallRegistry":
+    async def __aenter__(self) -> CallRegistry:
         self._tasks = [asyncio.create_task(self._heartbeat(), name="call-heartbeat"),
                        asyncio.create_task(self.coordinator.listen(self._command), name="call-commands")]
         return self
@@ -150,7 +150,7 @@ class CallRegistry:
         if not fresh:
             events += await self._unflushed(current, fence, events[-1].seq if events else 0)
         elapsed = 0.0 if fresh or current.started_at is None else (
-            datetime.now(timezone.utc) - current.started_at).total_seconds()
+            datetime.now(UTC) - current.started_at).total_seconds()
         call = LiveCall(
             session=current, persona=self._persona(current), services=self._services, pool=self._pool,
             writer=self._writer, last_seq=events[-1].seq if events else 0, history=_history(events),
@@ -304,7 +304,7 @@ class CallRegistry:
                 # What the dead owner published but never wrote comes first (it is in the stream).
                 seq = stored + len(await self._unflushed(current, fence, stored)) + 1
                 await self._writer.flush()
-                elapsed = int((datetime.now(timezone.utc) - (current.started_at or current.created_at))
+                elapsed = int((datetime.now(UTC) - (current.started_at or current.created_at))
                               .total_seconds() * 1000)
                 frame = encode(SessionEnded(session_id=key, ts=int(time.time() * 1000), seq=seq, reason="owner_lost",
                                             duration_ms=elapsed))
@@ -321,7 +321,7 @@ class CallRegistry:
                 await self._release(key, token)
 
     async def _present(self, calls: list[LiveCall]) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         entries = []
         for call in calls:
             session = call.session
@@ -329,7 +329,7 @@ class CallRegistry:
                 session_id=call.session_id, rep=Named(str(session.user_id), self._reps.get(call.session_id, "")),
                 persona=Named(call.persona.id, call.persona.name), started_at=session.started_at or now,
                 transport=session.transport, instance=self.coordinator.instance_id,
-                last_activity_at=datetime.fromtimestamp(time.time() - call.last_activity_ago_s, timezone.utc),
+                last_activity_at=datetime.fromtimestamp(time.time() - call.last_activity_ago_s, UTC),
             )
             entries.append((str(session.org_id), call.session_id, msgspec.json.encode(entry)))
         try:

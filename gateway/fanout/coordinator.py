@@ -10,7 +10,8 @@ Redis (`redis.py`, several instances) and in-process (`memory.py`, one instance,
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, NamedTuple, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple, Protocol
 
 __all__ = ["CommandHandler", "Coordinator", "StreamEntry", "owner_of"]
 

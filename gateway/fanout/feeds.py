@@ -43,7 +43,7 @@ class Watcher:
 
 
 class _Feed:
-    def __init__(self, hub: "FeedHub", session_id: str) -> None:
+    def __init__(self, hub: FeedHub, session_id: str) -> None:
         self.hub, self.session_id = hub, session_id
         self.memory: collections.deque[StreamEntry] = collections.deque(maxlen=_MEMORY)
         self.watchers: set[Watcher] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from gateway.fanout.coordinator import CommandHandler, StreamEntry
 
@@ -68,7 +68,7 @@ class MemoryCoordinator:
         async with stream.changed:
             try:
                 await asyncio.wait_for(stream.changed.wait(), block_ms / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return []
         return [e for e in stream.entries if e.seq > after_seq]
 

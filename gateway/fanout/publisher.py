@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from gateway.fanout.coordinator import Coordinator, StreamEntry
 
@@ -77,6 +77,6 @@ class StreamPublisher:
         """Publishes what is pending, then stops."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._task.cancel()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
@@ -118,7 +118,7 @@ async def refresh(request: Request, state: State) -> Response:
             # A spent token came back: someone holds a copy. End every session of this login.
             await accounts.revoke_family(conn, record.family_id)
             return _refused("refresh_token_reused", "this session was ended for safety; log in again")
-        if record.expires_at < datetime.now(timezone.utc):
+        if record.expires_at < datetime.now(UTC):
             return _refused("refresh_token_expired", "the session expired; log in again")
         account = await accounts.get_account(conn, record.user_id, record.org_id)
         if account is None:

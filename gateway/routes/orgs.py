@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import asyncpg
@@ -52,7 +52,7 @@ async def create_invite(caller: CallerDep, db: TenantDb, data: JSONBody[InviteIn
     if caller.role == "coach" and data.role != "trainee":
         raise ApiError(403, "forbidden", "coaches can invite trainees only; ask an admin", field="role")
     code = new_secret()
-    expires_at = datetime.now(timezone.utc) + INVITE_TTL
+    expires_at = datetime.now(UTC) + INVITE_TTL
     await accounts.create_invite(db, org_id=caller.org_id, code_hash=hash_secret(code), role=data.role,
                                  created_by=caller.user_id, expires_at=expires_at)
     return InviteOut(code, data.role, expires_at)

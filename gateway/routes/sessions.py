@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -16,8 +17,8 @@ from coaching.audio.recording import RECORDING_CONTENT_TYPE
 from coaching.events import decode_event
 from gateway.auth.caller import CallerDep, TenantDb
 from gateway.errors import ApiError
-from gateway.vapi.assistant import assistant_overrides, transient_assistant
 from gateway.routes.personas import resolve_persona
+from gateway.vapi.assistant import assistant_overrides, transient_assistant
 from storage import sessions as store
 from storage.blobs import BlobNotFound, get_blob, read_blob
 

@@ -63,7 +63,7 @@ async def open_call(socket: WebSocket, state: State, session_id: uuid.UUID) -> t
         raise SocketClosed(REFUSED, "only the rep can join their call; coaches watch at /watch")
     try:
         message = await asyncio.wait_for(socket.receive(), START_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise SocketClosed(1008, f"send the start message within {START_TIMEOUT_S} s") from None
     if message["type"] == "websocket.disconnect":
         raise SocketClosed(1000, "")

@@ -16,7 +16,8 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import msgspec
 

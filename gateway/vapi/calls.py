@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +21,18 @@ import httpx
 import msgspec
 
 from coaching.events import (
-    PROTOCOL_VERSION, AudioFormat, ErrorEvent, Event, PersonaAudioEnd, Sender, SessionEnded, SessionStarted,
-    TranscriptFinal, Whisper, encode, without_nul,
+    PROTOCOL_VERSION,
+    AudioFormat,
+    ErrorEvent,
+    Event,
+    PersonaAudioEnd,
+    Sender,
+    SessionEnded,
+    SessionStarted,
+    TranscriptFinal,
+    Whisper,
+    encode,
+    without_nul,
 )
 from coaching.hints import HintEngine, HintOptions
 from coaching.persona import Persona, PersonaFileError, parse_persona
@@ -30,7 +40,8 @@ from gateway.calls.registry import LiveEntry, Named
 from gateway.fanout.coordinator import Coordinator, StreamEntry
 from gateway.vapi import messages as m
 from gateway.vapi.assistant import session_token, transient_assistant
-from storage import sessions, vapi as store
+from storage import sessions
+from storage import vapi as store
 from storage.knowledge import search_text
 from storage.tenancy import Tenant, set_tenant, tenant_tx
 
@@ -262,7 +273,7 @@ class VapiCalls:
         sid, now = str(locked.id), int(time.time() * 1000)
         if locked.status == "created":
             await sessions.start_session(conn, locked.id)
-            locked = msgspec.structs.replace(locked, status="live", started_at=datetime.now(timezone.utc))
+            locked = msgspec.structs.replace(locked, status="live", started_at=datetime.now(UTC))
             events = [SessionStarted(session_id=sid, ts=0, protocol=PROTOCOL_VERSION, persona_id=locked.persona_id,
                                      output_audio=AudioFormat()), *events]
         seq, last_final = locked.last_seq, locked.last_final_seq
@@ -330,8 +341,8 @@ class VapiCalls:
         persona = self._personas.get(row.persona_id)
         entry = LiveEntry(session_id=str(row.id), rep=Named(str(row.user_id), row.rep_name or ""),
                           persona=Named(row.persona_id, persona.name if persona else row.persona_id),
-                          started_at=row.started_at or datetime.now(timezone.utc), transport="vapi", instance="vapi",
-                          last_activity_at=datetime.now(timezone.utc))
+                          started_at=row.started_at or datetime.now(UTC), transport="vapi", instance="vapi",
+                          last_activity_at=datetime.now(UTC))
         await self._coordinator.set_present([(str(row.org_id), str(row.id), msgspec.json.encode(entry))], self._ttl_ms)
 
     # --- requests that need an answer ---------------------------------------------------------
@@ -439,7 +450,7 @@ def _control_url(url: Any, hosts: tuple[str, ...]) -> str | None:
 
 
 def _since(started_at: datetime | None) -> int:
-    return int((datetime.now(timezone.utc) - started_at).total_seconds() * 1000) if started_at else 0
+    return int((datetime.now(UTC) - started_at).total_seconds() * 1000) if started_at else 0
 
 
 def _offset(started_at: datetime | None, epoch_ms: float | None) -> int:

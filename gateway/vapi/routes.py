@@ -23,7 +23,8 @@ from gateway.settings import Settings
 from gateway.vapi import messages as m
 from gateway.vapi.auth import AuthFailed, HmacScheme, WebhookAuth, verify
 from gateway.vapi.llm import ChatRequest, history_of, sse_chunks, whole_completion
-from storage import sessions, vapi as store
+from storage import sessions
+from storage import vapi as store
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["get_org_vapi", "knowledge_tool", "org_webhook", "put_org_vapi", "vapi_llm", "webhook"]

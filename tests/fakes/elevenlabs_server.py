@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath

@@ -7,8 +7,8 @@ import json
 import math
 import struct
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Stream

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -25,7 +26,7 @@ class LiveClient:
         self._ws = None
         self._reader: asyncio.Task | None = None
 
-    async def open(self, *, last_seq: int | None = None, sample_rate: int = 16000, start: bool = True) -> "LiveClient":
+    async def open(self, *, last_seq: int | None = None, sample_rate: int = 16000, start: bool = True) -> LiveClient:
         self._ws = await connect(self.url, max_size=None)
         self._reader = asyncio.create_task(self._read())
         if start:

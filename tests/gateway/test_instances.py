@@ -2,14 +2,13 @@
 and whisper across instances, reps resume on another instance, the live list and rate limits hold
 across both, and a killed instance's calls leave the live list within the TTL."""
 
-import asyncio
 import time
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.gateway.accounts_helpers import bearer, eventually, invite, signup, unique_email
+from tests.gateway.accounts_helpers import bearer, eventually, signup, unique_email
 from tests.gateway.live_client import LiveClient
 from tests.gateway.test_watch import numbered, team, watcher
 from tests.gateway.vapi_helpers import SECRET, deliver, payload

@@ -65,7 +65,8 @@ async def test_spoken_question_is_transcribed_and_the_persona_answers_in_voice(b
 
 async def test_typed_turn_takes_the_same_path_as_speech(base_url, client, rep):
     _, call = await open_call(base_url, client, rep)
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    # The greeting is over once what the persona said of it is logged (it follows its audio end).
+    await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona")
     mark = len(call.events)
     await call.send({"type": "text", "text": "What does pricing look like for a team like yours? How much is budget?"})
     rep_final = await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "rep", after=mark)

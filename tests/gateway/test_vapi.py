@@ -9,7 +9,6 @@ import time
 import uuid
 
 import asyncpg
-import httpx
 import openai
 import pytest
 from litestar import Litestar, Request, post

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from coaching.errors import ProviderUnavailable
 from coaching.persona import Voices
