@@ -1,4 +1,9 @@
-"""One error body everywhere: {"error": {"code", "message", "field"?}}, 4xx for bad input."""
+"""Every error Sparring raises on purpose, mapped in one place: HTTP requests get one error body
+({"error": {"code", "message", "field"?}}, 4xx for bad input), WebSockets one close code each.
+
+Close codes 4000-4999 are the application's own (the HTTP status plus 4000 where one fits); the
+1000s are the WebSocket standard's. docs/protocol.md lists what each means to a client.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,37 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "exception_handlers"]
+from coaching.errors import SparringError
+
+__all__ = [
+    "BAD_MESSAGE", "CLOSE_CODES", "ENDED", "INTERNAL", "INVALID_DATA", "NORMAL", "NOT_FOUND", "POLICY",
+    "RATE_LIMITED", "REFUSED", "RESTARTING", "TAKEN_OVER", "TOO_LONG", "TRY_AGAIN", "UNAUTHENTICATED",
+    "UNSUPPORTED", "ApiError", "CallRefused", "ErrorBody", "ErrorDetail", "exception_handlers",
+]
+
+# --- WebSocket close codes: every one the code base uses is named here -------------------------
+NORMAL = 1000  # the call (or the socket's job) ended
+UNSUPPORTED = 1003  # audio before `start`
+INVALID_DATA = 1007  # an audio frame with an odd byte count, or too long
+POLICY = 1008  # a message that is not what this socket accepts
+INTERNAL = 1011  # the server failed; nothing the client sent caused it
+RESTARTING = 1012  # the gateway is restarting: reconnect to resume
+TRY_AGAIN = 1013  # overloaded, too far behind, or a dependency is down: reconnect later
+BAD_MESSAGE = 4400
+UNAUTHENTICATED = 4401
+REFUSED = 4403
+NOT_FOUND = 4404
+TOO_LONG = 4408
+TAKEN_OVER = 4409  # the call continues on another connection (window or instance)
+ENDED = 4410  # the call has ended
+RATE_LIMITED = 4429
+
+CLOSE_CODES: dict[int, str] = {
+    NORMAL: "normal", UNSUPPORTED: "unsupported", INVALID_DATA: "invalid_data", POLICY: "policy",
+    INTERNAL: "internal", RESTARTING: "restarting", TRY_AGAIN: "try_again", BAD_MESSAGE: "bad_message",
+    UNAUTHENTICATED: "unauthenticated", REFUSED: "refused", NOT_FOUND: "not_found", TOO_LONG: "too_long",
+    TAKEN_OVER: "taken_over", ENDED: "ended", RATE_LIMITED: "rate_limited",
+}
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +90,15 @@ class ApiError(HTTPException):
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code, self.message, self.field = code, message, field
+
+
+class CallRefused(SparringError):
+    """A socket cannot join (or stay in) a call: a close code from the table above and a reason
+    for the client."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
 
 
 def _response(status: int, detail: ErrorDetail, headers: dict[str, str] | None = None) -> Response[ErrorBody]:

@@ -19,6 +19,7 @@ from gateway.auth.caller import Caller
 from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallServices
+from gateway.errors import CallRefused
 from gateway.fanout.commands import Handover, RelayedWhisper, decode_command, encode_command
 from gateway.fanout.coordinator import Coordinator, StreamEntry, owner_of
 from storage import sessions
@@ -28,14 +29,6 @@ from storage.tenancy import Tenant, tenant_tx
 __all__ = ["CallRefused", "CallRegistry", "LiveEntry", "as_sent"]
 
 log = logging.getLogger(__name__)
-
-
-class CallRefused(Exception):
-    """The socket cannot join the call: a WebSocket close code and a reason for the client."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
 
 
 class Named(msgspec.Struct, frozen=True):
