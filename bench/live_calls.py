@@ -195,7 +195,9 @@ async def barge_in_round(url: str, utterance: bytes, rounds: int) -> list[tuple[
     for token, session_id in await make_reps(url, rounds):
         ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
         async with connect(ws_url, max_size=None) as ws:
-            await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
+            await ws.send(
+                '{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}'
+            )
             while True:
                 frame = await ws.recv()
                 if isinstance(frame, str) and '"persona.audio.start"' in frame:
@@ -206,7 +208,7 @@ async def barge_in_round(url: str, utterance: bytes, rounds: int) -> list[tuple[
             stop = asyncio.Event()
             stats = {"after": 0, "reaction": None}
 
-            async def reader():
+            async def reader(stats=stats, first_sent=first_sent, stop=stop):
                 async for frame in ws:
                     if isinstance(frame, bytes):
                         if stats["reaction"] is not None:
@@ -297,8 +299,10 @@ def main() -> None:
         env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
                "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted"}
         provider_ms = 500 + fake_providers.STT_LATENCY_S * 1000 + fake_providers.TTS_LATENCY_S * 1000
-        print(f"\n== live calls, fake remote providers (VAD silence 500 ms + STT 150 ms + TTS 150 ms = {provider_ms:.0f} ms floor)")
-        print(f"{'calls':>6} {'v2v p50':>9} {'v2v p95':>9} {'added p95':>10} {'srv CPU':>8} {'MB/call':>8} {'client CPU':>10}")
+        print("\n== live calls, fake remote providers"
+              f" (VAD silence 500 ms + STT 150 ms + TTS 150 ms = {provider_ms:.0f} ms floor)")
+        print(f"{'calls':>6} {'v2v p50':>9} {'v2v p95':>9} {'added p95':>10} {'srv CPU':>8} {'MB/call':>8}"
+              f" {'client CPU':>10}")
         baseline_p95 = None
         sizes = [10, 50] if args.quick else [10, 50, 100, 200, 300]
         for n in sizes:
@@ -306,12 +310,12 @@ def main() -> None:
                 rss0, cpu0, ccpu0, t0 = gw.rss_mb(), gw.cpu_s(), time.process_time(), time.perf_counter()
                 peak = {"rss": rss0}
 
-                async def sample():
+                async def sample(peak=peak):
                     while True:
                         peak["rss"] = max(peak["rss"], gw.rss_mb())
                         await asyncio.sleep(0.5)
 
-                async def run():
+                async def run(n=n):
                     sampler = asyncio.create_task(sample())
                     try:
                         return await calls_round(gw.url, n, utterance, turns=2)

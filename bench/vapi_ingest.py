@@ -56,7 +56,10 @@ def request_bytes(host: str, session_id: str, n: int) -> bytes:
     body = json.dumps({"message": {
         "type": "transcript", "timestamp": now_ms, "role": "user" if n % 2 else "assistant",
         "transcriptType": "final", "transcript": f"{LINES[n % len(LINES)]} ({n})",
-        "call": {"id": f"bench-{session_id}", "assistantOverrides": {"variableValues": {"sparring_session_id": session_id}}},
+        "call": {
+            "id": f"bench-{session_id}",
+            "assistantOverrides": {"variableValues": {"sparring_session_id": session_id}},
+        },
     }}).encode()
     stamp = str(int(time.time()))
     signature = sign_hmac(HmacScheme(), SECRET, body, stamp)
@@ -173,7 +176,7 @@ def main() -> None:
     try:
         for rate in rates:
             with Gateway(env, cpu=0) as gw:
-                async def run():
+                async def run(rate=rate):
                     token, ids = await setup(gw.url, args.sessions)
                     stop, delivered = asyncio.Event(), [0]
                     watchers = asyncio.create_task(watch_all(gw.url, token, ids, stop, delivered))
@@ -194,7 +197,8 @@ def main() -> None:
             lat = res["latencies"]
             bad = sum(n for status, n in res["statuses"].items() if not 200 <= status < 300)
             print(f"{rate:>9} {res['events_per_s']:>12.0f} {pct(lat, 50):>6.1f}ms {pct(lat, 99):>6.1f}ms "
-                  f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%" + (f"  statuses {res['statuses']}" if bad else ""))
+                  f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%"
+                  + (f"  statuses {res['statuses']}" if bad else ""))
     finally:
         redis.stop()
         pg.cleanup()

@@ -1,8 +1,9 @@
 """One live call's conversation loop: VAD -> STT -> persona brain -> TTS, with barge-in.
 
 Framework-free: audio and text come in through `feed_audio` / `rep_text`; everything that happens
-leaves as an event through `emit` (seq 0: the call's owner numbers them), persona audio through
-`send_audio`, and the end of the call through `on_end`.
+leaves through the call's `CallSink`: events (seq 0: the call's session log numbers them), persona
+audio, the rep's resampled audio (for the recording), activity (for the idle timeout) and the end
+of the call when the persona ends it.
 
 Events:
     transcript.partial {speaker, text, start_ms}: while the rep speaks, about every 500 ms.
@@ -21,6 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -42,7 +44,7 @@ from coaching.persona import Persona
 from coaching.providers.stt.base import SpeechToText
 from coaching.providers.tts.base import TextToSpeech
 
-__all__ = ["OUTPUT_RATE", "CallOptions", "CallPipeline", "spoken_prefix"]
+__all__ = ["OUTPUT_RATE", "CallOptions", "CallPipeline", "CallSink", "spoken_prefix"]
 
 OUTPUT_RATE = 24000  # persona audio to clients: 24 kHz mono PCM16
 _CHUNK_MS = 100
@@ -107,20 +109,47 @@ class _Speech:
         self.reply_sent = False
 
 
+class CallSink(Protocol):
+    """Where a pipeline reports: the call's owner."""
+
+    async def emit(self, message: ServerMessage) -> None:
+        """An event (seq 0, numbered by the owner) or an ephemeral message (a partial)."""
+
+    async def send_audio(self, chunk: bytes) -> None:
+        """Persona audio, 24 kHz mono PCM16, paced near real time."""
+
+    async def persona_ended(self, reason: str) -> None:
+        """The persona ended the conversation; the owner ends the call (from a task of its own)."""
+
+    def rep_audio(self, pcm16k: bytes) -> None:
+        """The rep's audio, resampled to 16 kHz mono PCM16 (for the recording)."""
+
+    def activity(self) -> None:
+        """The rep is speaking or typing (the idle timeout restarts)."""
+
+
 class CallPipeline:
+    """Args:
+        session_id: the call.
+        persona: who the rep talks to.
+        brain, stt, tts: the persona's brain and the speech providers.
+        sink: where everything the call produces goes.
+        history: the conversation so far (a call rebuilt from its log).
+        options: timing of turn detection and audio.
+        call_started_at: the call's time zero on `clock` (a rebuilt call keeps its original zero).
+        clock: monotonic seconds.
+    """
+
     def __init__(
         self, *, session_id: str, persona: Persona, brain: Brain, stt: SpeechToText, tts: TextToSpeech,
-        emit: Callable[[ServerMessage], Awaitable[None]], send_audio: Callable[[bytes], Awaitable[None]],
-        on_end: Callable[[str], Awaitable[None]], history: Sequence[Turn] = (), options: CallOptions = CallOptions(),
+        sink: CallSink, history: Sequence[Turn] = (), options: CallOptions | None = None,
         call_started_at: float | None = None, clock: Callable[[], float] = time.monotonic,
-        on_rep_audio: Callable[[bytes], None] | None = None, on_activity: Callable[[], None] | None = None,
     ) -> None:
         self.session_id, self.persona = session_id, persona
         self._brain, self._stt, self._tts = brain, stt, tts
-        self._emit_cb, self._send_audio, self._on_end = emit, send_audio, on_end
+        self._sink = sink
+        options = options or CallOptions()
         self._options, self._clock = options, clock
-        self._on_rep_audio = on_rep_audio or (lambda pcm: None)
-        self._on_activity = on_activity or (lambda: None)
         self._started_at = call_started_at if call_started_at is not None else clock()
         self.history: list[Turn] = list(history)
         self._vad = TurnDetector(silence_ms=options.silence_ms, onset_ms=options.onset_ms)
@@ -178,7 +207,7 @@ class CallPipeline:
         if self._resampler is None:
             raise SparringError("the call has not started")
         pcm16k = self._resampler.feed(pcm)
-        self._on_rep_audio(pcm16k)
+        self._sink.rep_audio(pcm16k)
         lag_ms_before = len(pcm16k) // 32
         for kind, _ in self._vad.feed(pcm16k):
             if kind == "speech_start":
@@ -196,7 +225,7 @@ class CallPipeline:
             self._utterance += pcm16k
             silent_ms = self._vad.silent_ms
             if silent_ms == 0:
-                self._on_activity()
+                self._sink.activity()
                 if self._speculation is not None:  # the rep went on talking: that guess is stale
                     self._speculation[1].add_done_callback(_ignore_result)
                     self._speculation = None
@@ -210,7 +239,7 @@ class CallPipeline:
 
     def rep_text(self, text: str) -> None:
         """A typed rep turn: the same path as speech."""
-        self._on_activity()
+        self._sink.activity()
         self._interrupt()
         now = self.now_ms()
 
@@ -255,7 +284,7 @@ class CallPipeline:
     # --- output -----------------------------------------------------------------------------
 
     async def _emit(self, message: ServerMessage) -> None:
-        await self._emit_cb(msgspec.structs.replace(message, ts=int(time.time() * 1000)))
+        await self._sink.emit(msgspec.structs.replace(message, ts=int(time.time() * 1000)))
 
     async def _error(self, exc: SparringError) -> None:
         code = "overloaded" if isinstance(exc, Overloaded) else "provider_unavailable"
@@ -279,7 +308,7 @@ class CallPipeline:
                 end_ms=max(end_ms, start_ms), segment_id=self._next_segment("rep")))
             self.history.append(Turn("rep", text))
             if await self._reply_and_wait():
-                await self._on_end("persona_ended")
+                await self._sink.persona_ended("persona_ended")
                 return
 
     async def _reply_and_wait(self, fixed: str | None = None) -> bool:
@@ -402,7 +431,7 @@ class CallPipeline:
         ahead_s = speech.audio_started_at + (sent_ms - self._options.audio_lead_ms) / 1000 - self._clock()
         if ahead_s > 0:
             await asyncio.sleep(ahead_s)
-        await self._send_audio(chunk)
+        await self._sink.send_audio(chunk)
         return sent_ms + len(chunk) / (OUTPUT_RATE * 2) * 1000
 
 

@@ -7,7 +7,7 @@ assigned by the call's owner (events are built with seq 0 and numbered there).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, TypeVar, Union
 
 import msgspec
 
@@ -175,14 +175,25 @@ watcher_decoder = msgspec.json.Decoder(WatcherMessage)
 event_decoder = msgspec.json.Decoder(ServerMessage)
 
 
-def without_nul(message: ServerMessage) -> ServerMessage:
-    """The message with NUL characters removed from its text fields (Postgres stores no NUL)."""
-    changes = {name: getattr(message, name).replace("\x00", "") for name in message.__struct_fields__
-               if isinstance(getattr(message, name), str) and "\x00" in getattr(message, name)}
+M = TypeVar("M", bound=msgspec.Struct)
+
+
+def without_nul(message: M) -> M:
+    """The message with NUL characters removed from every text field, nested ones included
+    (Postgres stores no NUL, in text or in jsonb)."""
+    changes: dict[str, object] = {}
+    for name in message.__struct_fields__:
+        value = getattr(message, name)
+        if isinstance(value, str) and "\x00" in value:
+            changes[name] = value.replace("\x00", "")
+        elif isinstance(value, msgspec.Struct):
+            cleaned = without_nul(value)
+            if cleaned is not value:
+                changes[name] = cleaned
     return msgspec.structs.replace(message, **changes) if changes else message
 
 
-def encode(message: ServerMessage) -> bytes:
+def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 

@@ -18,14 +18,14 @@ from typing import Literal
 
 import msgspec
 
-from coaching.events import Evidence, Hint, TranscriptFinal
+from coaching.events import Event, Evidence, Hint, TranscriptFinal
 
-__all__ = ["HintEngine", "HintOptions", "OBJECTIONS"]
+__all__ = ["OBJECTIONS", "HintEngine", "HintOptions", "Severity"]
 
 Severity = Literal["info", "warning"]
 
 # Buyer-side objections and what to do about each.
-OBJECTIONS: dict[str, tuple[re.Pattern, str]] = {
+OBJECTIONS: dict[str, tuple[re.Pattern[str], str]] = {
     "objection_price": (re.compile(r"\b(price|pricing|cost|budget|expensive|discount|how much|afford)\b"),
                         "Price objection: acknowledge it, ask what they compare it to, then tie value to their pain."),
     "objection_competitor": (re.compile(r"\b(current vendor|current provider|already use|competitor|switch|happy with)\b"),
@@ -83,19 +83,35 @@ class HintEngine:
         self._pace_before: float | None = None
 
     def observe(self, event: TranscriptFinal) -> list[Hint]:
-        text = event.text.strip()
-        turn = _Turn(event.speaker, event.start_ms, event.end_ms, len(text.split()), event.segment_id, text)
-        self._turns.append(turn)
-        found: list[tuple[str, Severity, str]] = []
-        if turn.speaker == "rep":
-            found += self._rep_rules(turn)
-        else:
-            found += self._buyer_rules(turn)
-        for kind, severity, message in found:
+        turn = self._take(event)
+        for kind, severity, message in self._rules(turn):
             hint = self._admit(kind, severity, message, turn)
             if hint is not None:
                 return [hint]  # one hint per transcript event
         return []
+
+    def replay(self, event: Event) -> None:
+        """Takes in one event of the call's stored log, so an engine rebuilt from it decides as the
+        one that ran the call did: finals run the rules (whose state does not depend on what was
+        admitted), and the hints that were admitted set the debounce."""
+        match event:
+            case TranscriptFinal():
+                self._rules(self._take(event))
+            case Hint() if self._turns:
+                # Admitted at the end of the latest final (rule hints follow their trigger; LLM
+                # hints quote the latest final when they are admitted).
+                self._last_hint_ms = self._last_by_kind[event.kind] = self._turns[-1].end_ms
+            case _:
+                pass
+
+    def _take(self, event: TranscriptFinal) -> _Turn:
+        text = event.text.strip()
+        turn = _Turn(event.speaker, event.start_ms, event.end_ms, len(text.split()), event.segment_id, text)
+        self._turns.append(turn)
+        return turn
+
+    def _rules(self, turn: _Turn) -> list[tuple[str, Severity, str]]:
+        return self._rep_rules(turn) if turn.speaker == "rep" else self._buyer_rules(turn)
 
     def admit(self, kind: str, severity: Severity, text: str) -> Hint | None:
         """A hint from elsewhere (the LLM mode), quoting the latest final, under the same debounce."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from coaching.events import PersonaAudioStart, PersonaReplyDelta, ServerMessage, TranscriptFinal
+from coaching.events import PersonaAudioStart, PersonaReplyDelta, TranscriptFinal
 
 __all__ = ["LatencyObserver", "TurnLatency"]
 
@@ -38,7 +38,7 @@ class LatencyObserver:
         self._final: TranscriptFinal | None = None
         self._first_delta_ts: int | None = None
 
-    def observe(self, event: ServerMessage) -> TurnLatency | None:
+    def observe(self, event: msgspec.Struct) -> TurnLatency | None:
         if isinstance(event, TranscriptFinal) and event.speaker == "rep":
             self._final, self._first_delta_ts = event, None
         elif isinstance(event, PersonaReplyDelta) and self._final is not None and self._first_delta_ts is None:

@@ -16,6 +16,7 @@ from typing import Literal
 
 import msgspec
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from coaching.brains.base import Turn
 from coaching.brains.llm import LlmBackend
@@ -35,7 +36,7 @@ class LlmHintSuggestion(msgspec.Struct, frozen=True):
     severity: Literal["info", "warning"] = "info"
 
 
-_SCHEMA = {
+_SCHEMA: dict[str, object] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["stage", "hint", "severity"],
@@ -48,7 +49,7 @@ _SCHEMA = {
 _decode = msgspec.json.Decoder(LlmHintSuggestion).decode
 
 
-def _prompt(persona: Persona, history: Sequence[Turn]) -> list[dict]:
+def _prompt(persona: Persona, history: Sequence[Turn]) -> list[ChatCompletionMessageParam]:
     transcript = "\n".join(f"{'REP' if t.speaker == 'rep' else 'BUYER'}: {t.text}" for t in history[-30:])
     return [
         {"role": "system", "content": (

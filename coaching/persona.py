@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import msgspec
 
@@ -74,8 +74,8 @@ class Persona(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fillers: Annotated[list[Text], msgspec.Meta(min_length=1)]
     voices: Voices = Voices()
 
-    def to_dict(self) -> dict:
-        return msgspec.to_builtins(self)
+    def to_dict(self) -> dict[str, Any]:
+        return cast(dict[str, Any], msgspec.to_builtins(self))
 
 
 def parse_persona(data: object, *, source: str) -> Persona:

@@ -74,7 +74,8 @@ async def login_user(conn: asyncpg.Connection, email: str) -> LoginUser | None:
 
 
 async def user_by_external_id(conn: asyncpg.Connection, external_id: str) -> uuid.UUID | None:
-    return await conn.fetchval("SELECT auth_user_by_external_id($1)", external_id)
+    user_id: uuid.UUID | None = await conn.fetchval("SELECT auth_user_by_external_id($1)", external_id)
+    return user_id
 
 
 async def primary_membership(conn: asyncpg.Connection, user_id: uuid.UUID) -> tuple[uuid.UUID, Role] | None:
@@ -173,7 +174,8 @@ async def list_members(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Memb
 
 
 async def count_admins(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
-    return await conn.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'admin'", org_id)
+    count: int = await conn.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'admin'", org_id)
+    return count
 
 
 async def set_member_role(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> bool:

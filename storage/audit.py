@@ -24,7 +24,9 @@ class AuditEntry(msgspec.Struct, frozen=True):
     new_data: dict[str, Any] | None
 
 
-async def list_audit(conn: asyncpg.Connection, org_id: uuid.UUID, *, before_id: int | None, limit: int) -> list[AuditEntry]:
+async def list_audit(
+    conn: asyncpg.Connection, org_id: uuid.UUID, *, before_id: int | None, limit: int
+) -> list[AuditEntry]:
     """The org's audit entries, newest first, `limit` of them older than `before_id`."""
     rows = await conn.fetch(
         """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from types import TracebackType
 
 import asyncpg
 import msgspec
@@ -45,7 +46,9 @@ class BlobWriter:
         chunk_bytes: how much to buffer before a chunk is written.
     """
 
-    def __init__(self, pool: asyncpg.Pool, tenant: Tenant, *, content_type: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, tenant: Tenant, *, content_type: str, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
         if tenant.org_id is None:
             raise ValueError("a blob belongs to an org: tenant.org_id is required")
         if chunk_bytes <= 0:
@@ -88,7 +91,9 @@ class BlobWriter:
         self._chunks += 1
         self._size += len(chunk)
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None and self._buffer:
             await self._append(bytes(self._buffer))
             self._buffer.clear()
@@ -112,7 +117,9 @@ async def get_blob(conn: asyncpg.Connection, blob_id: uuid.UUID) -> BlobInfo:
     return BlobInfo(**dict(row))
 
 
-async def read_blob(pool: asyncpg.Pool, tenant: Tenant, blob_id: uuid.UUID, *, start_chunk: int = 0) -> AsyncIterator[bytes]:
+async def read_blob(
+    pool: asyncpg.Pool, tenant: Tenant, blob_id: uuid.UUID, *, start_chunk: int = 0
+) -> AsyncIterator[bytes]:
     """Yields the blob's chunks in order, one short transaction per chunk, so a long download never
     holds a connection. A blob still being written yields the chunks committed so far.
 

@@ -37,7 +37,9 @@ async def list_modules(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uui
     return [ModuleProgress(**dict(r)) for r in rows]
 
 
-async def complete_module(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID, module_id: str) -> ModuleProgress | None:
+async def complete_module(
+    conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID, module_id: str
+) -> ModuleProgress | None:
     """Marks the module completed for the user (idempotent); None when there is no such module."""
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM curriculum_modules WHERE id = $1)", module_id):
         return None
@@ -51,4 +53,5 @@ async def complete_module(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: 
         org_id, user_id, module_id,
     )
     row = await conn.fetchrow(_SELECT + " WHERE m.id = $3", user_id, org_id, module_id)
+    assert row is not None  # the module exists (checked above) and its progress row was just upserted
     return ModuleProgress(**dict(row))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-__all__ = ["APP_ROLE", "connect", "create_pool"]
+__all__ = ["APP_ROLE", "acquire", "connect", "create_pool"]
 
 APP_ROLE = "sparring_app"
 
@@ -28,3 +32,12 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 async def connect(dsn: str) -> asyncpg.Connection:
     """One connection as DATABASE_URL's own user: for migrations and instance secrets only."""
     return await asyncpg.connect(dsn, command_timeout=60)
+
+
+@asynccontextmanager
+async def acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One pooled connection, for work that sets its tenant itself (or needs none)."""
+    async with pool.acquire() as conn:
+        # The pool hands out a proxy that forwards every Connection method to the connection it
+        # wraps; asyncpg-stubs types it separately, so it is yielded as the Connection it stands for.
+        yield cast(asyncpg.Connection, conn)

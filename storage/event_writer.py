@@ -14,7 +14,8 @@ from collections import defaultdict
 
 import asyncpg
 
-from storage.sessions import EventRow, SegmentRow, append_events
+from coaching.session_log import LogEntry
+from storage.sessions import append_events
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["EventWriter"]
@@ -33,8 +34,7 @@ class EventWriter:
 
     def __init__(self, pool: asyncpg.Pool, *, flush_ms: int = 250) -> None:
         self._pool, self._flush_s = pool, flush_ms / 1000
-        self._events: dict[uuid.UUID, list[tuple[uuid.UUID, int, EventRow]]] = defaultdict(list)
-        self._segments: dict[uuid.UUID, list[tuple[uuid.UUID, int, SegmentRow]]] = defaultdict(list)
+        self._events: dict[uuid.UUID, list[tuple[uuid.UUID, int, LogEntry]]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -52,12 +52,10 @@ class EventWriter:
                 pass
         await self.flush()
 
-    def add(self, org_id: uuid.UUID, session_id: uuid.UUID, fence: int, event: EventRow,
-            segment: SegmentRow | None = None) -> None:
-        """Queues one event; `fence` is the owner's fencing token (rows of a stale owner are dropped)."""
-        self._events[org_id].append((session_id, fence, event))
-        if segment is not None:
-            self._segments[org_id].append((session_id, fence, segment))
+    def add(self, org_id: uuid.UUID, session_id: uuid.UUID, fence: int, entry: LogEntry) -> None:
+        """Queues one numbered event (with its transcript segment, if any); `fence` is the owner's
+        fencing token (rows of a stale owner are dropped)."""
+        self._events[org_id].append((session_id, fence, entry))
         self._wake.set()
 
     async def flush(self) -> None:
@@ -67,37 +65,33 @@ class EventWriter:
             asyncpg.PostgresError, OSError: the write failed; the rows stay pending.
         """
         async with self._lock:
-            events, segments = self._events, self._segments
-            self._events, self._segments = defaultdict(list), defaultdict(list)
+            events, self._events = self._events, defaultdict(list)
             failed: Exception | None = None
             for org_id in list(events):
                 try:
                     async with tenant_tx(self._pool, Tenant(org_id=org_id, role="system")) as conn:
-                        dropped = await append_events(conn, org_id, events[org_id], segments.get(org_id, []))
+                        dropped = await append_events(conn, org_id, events[org_id])
                     if dropped:
                         log.warning("events of a call this instance no longer owns were dropped",
                                     extra={"count": dropped})
                 except asyncpg.DataError:
                     # A row Postgres will never take must not hold the org's other calls back forever.
-                    await self._one_by_one(org_id, events[org_id], segments.get(org_id, []))
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    await self._one_by_one(org_id, events[org_id])
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                     # Back in front of anything added meanwhile, for the next round.
                     self._events[org_id][:0] = events[org_id]
-                    self._segments[org_id][:0] = segments.get(org_id, [])
                     failed = exc
             if failed is not None:
                 raise failed
 
-    async def _one_by_one(self, org_id: uuid.UUID, events: list, segments: list) -> None:
-        for row in events:
-            session_id, _, event = row
-            mine = [seg for seg in segments if seg[0] == session_id and seg[2].seq == event.seq]
+    async def _one_by_one(self, org_id: uuid.UUID, rows: list[tuple[uuid.UUID, int, LogEntry]]) -> None:
+        for row in rows:
             try:
                 async with tenant_tx(self._pool, Tenant(org_id=org_id, role="system")) as conn:
-                    await append_events(conn, org_id, [row], mine)
+                    await append_events(conn, org_id, [row])
             except asyncpg.DataError as exc:
                 log.error("an event Postgres refuses was dropped",
-                          extra={"session_id": str(session_id), "seq": event.seq, "error": type(exc).__name__})
+                          extra={"session_id": str(row[0]), "seq": row[2].seq, "error": type(exc).__name__})
 
     async def _run(self) -> None:
         backoff = 0.25

@@ -17,4 +17,5 @@ async def get_or_create_secret(conn: asyncpg.Connection, name: str, *, nbytes: i
     await conn.execute(
         "INSERT INTO app_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, candidate
     )
-    return await conn.fetchval("SELECT value FROM app_secrets WHERE name = $1", name)
+    value: str = await conn.fetchval("SELECT value FROM app_secrets WHERE name = $1", name)
+    return value

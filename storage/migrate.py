@@ -83,9 +83,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 )
         done: list[str] = []
         for m in migrations:
-            row = applied.get(m.version)
-            if row is not None:
-                if row["checksum"] != m.checksum:
+            prior = applied.get(m.version)
+            if prior is not None:
+                if prior["checksum"] != m.checksum:
                     raise MigrationError(
                         f"migration {m.name!r} changed after it was applied; add a new migration instead of editing it"
                     )

@@ -40,5 +40,7 @@ async def update_persona(conn: asyncpg.Connection, persona_id: str, spec: dict[s
 
 async def delete_persona(conn: asyncpg.Connection, persona_id: str) -> bool:
     status = await conn.execute(
-        "UPDATE personas SET deleted_at = now() WHERE id = $1 AND org_id IS NOT NULL AND deleted_at IS NULL", persona_id)
+        "UPDATE personas SET deleted_at = now() WHERE id = $1 AND org_id IS NOT NULL AND deleted_at IS NULL",
+        persona_id,
+    )
     return status == "UPDATE 1"

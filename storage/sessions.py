@@ -10,6 +10,8 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
+from coaching.session_log import LogEntry, Segment
+
 __all__ = [
     "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions", "count_live_sessions", "create_session",
     "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
@@ -42,13 +44,7 @@ class EventRow(msgspec.Struct, frozen=True):
     payload: bytes  # the event's JSON exactly as sent
 
 
-class SegmentRow(msgspec.Struct, frozen=True):
-    segment_id: str
-    speaker: str
-    text: str
-    start_ms: int
-    end_ms: int
-    seq: int | None
+SegmentRow = Segment  # a transcript segment as stored
 
 
 _COLUMNS = """s.id, s.org_id, s.user_id, s.persona_id, s.persona_snapshot::text, s.transport, s.status, s.end_reason,
@@ -138,37 +134,37 @@ async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
 
 
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
-                        events: Sequence[tuple[uuid.UUID, int, EventRow]],
-                        segments: Sequence[tuple[uuid.UUID, int, SegmentRow]], *, locked: bool = False) -> int:
-    """Appends events (and the transcript segments of finals) of one org's calls in one go, and
-    marks those calls active; rows already written are ignored, so a retried batch is harmless.
+                        entries: Sequence[tuple[uuid.UUID, int, LogEntry]], *, locked: bool = False) -> int:
+    """Appends numbered events (and the transcript segments of finals) of one org's calls in one
+    go, and marks those calls active; rows already written are ignored, so a retried batch is
+    harmless.
 
     Each row carries the fencing token of the instance that numbered it: rows of an owner that has
     since lost the call are dropped. Returns how many rows were dropped that way. `locked`: the
     caller holds the sessions' rows locked and numbered the events itself (no fence to check).
     """
-    ids = sorted({session_id for session_id, _, _ in events} | {session_id for session_id, _, _ in segments})
+    ids = sorted({session_id for session_id, _, _ in entries})
     current = {} if locked else dict(await conn.fetch(
         "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids))
-    kept = [(s, e) for s, fence, e in events if current.get(s, fence) <= fence]
+    kept = [(s, e) for s, fence, e in entries if current.get(s, fence) <= fence]
     await conn.executemany(
         "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
         " ON CONFLICT (session_id, seq) DO NOTHING",
-        [(session_id, e.seq, org_id, e.type, e.payload.decode()) for session_id, e in kept],
+        [(session_id, e.seq, org_id, e.type, e.frame.decode()) for session_id, e in kept],
     )
-    kept_segments = [(s, seg) for s, fence, seg in segments if current.get(s, fence) <= fence]
-    if kept_segments:
+    segments = [(session_id, e.segment) for session_id, e in kept if e.segment is not None]
+    if segments:
         await conn.executemany(
             "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL"
             " DO NOTHING",
             [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq)
-             for session_id, s in kept_segments],
+             for session_id, s in segments],
         )
     if kept:
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
                            list({session_id for session_id, _ in kept}))
-    return len(events) - len(kept)
+    return len(entries) - len(kept)
 
 
 async def stale_live_sessions(conn: asyncpg.Connection, silent_for_s: float) -> list[tuple[uuid.UUID, uuid.UUID]]:

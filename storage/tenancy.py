@@ -9,6 +9,9 @@ from typing import Literal
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from storage.database import acquire
 
 __all__ = ["Role", "Tenant", "set_tenant", "tenant_tx"]
 
@@ -23,7 +26,7 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
-async def set_tenant(conn: asyncpg.Connection, tenant: Tenant) -> None:
+async def set_tenant(conn: asyncpg.Connection | PoolConnectionProxy, tenant: Tenant) -> None:
     """Sets the context for the current transaction only (`set_config(..., true)`), so it never
     reaches the connection's next user. Must run inside a transaction."""
     await conn.execute(
@@ -38,6 +41,6 @@ async def set_tenant(conn: asyncpg.Connection, tenant: Tenant) -> None:
 @asynccontextmanager
 async def tenant_tx(pool: asyncpg.Pool, tenant: Tenant) -> AsyncIterator[asyncpg.Connection]:
     """Acquires a connection, opens a transaction and sets the tenant context in it."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with acquire(pool) as conn, conn.transaction():
         await set_tenant(conn, tenant)
         yield conn

@@ -34,7 +34,6 @@ class LockedSession(msgspec.Struct, frozen=True):
     metadata: dict[str, Any]
     persona_id: str
     last_seq: int  # the session's highest event seq
-    last_final_seq: int  # the seq of its latest transcript final (0: none)
 
 
 class FoundSession(msgspec.Struct, frozen=True):
@@ -115,12 +114,10 @@ async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Locke
     # Read after the lock is held, in a statement of its own: a read-committed statement that
     # waited for the lock still sees the snapshot it started with, so the seqs the previous
     # holder just committed would be missed.
-    seqs = await conn.fetchrow(
-        "SELECT (SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1) AS last_seq,"
-        " (SELECT coalesce(max(seq), 0) FROM transcript_segments WHERE session_id = $1) AS last_final_seq", session_id)
+    last_seq: int = await conn.fetchval(
+        "SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id)
     return LockedSession(row["id"], row["org_id"], row["user_id"], row["status"], row["started_at"],
-                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], seqs["last_seq"],
-                         seqs["last_final_seq"])
+                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], last_seq)
 
 
 async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,

@@ -48,4 +48,5 @@ class Resampler:
         if self._stream is None:
             return pcm
         samples = np.frombuffer(pcm, dtype=np.int16)
-        return self._stream.resample_chunk(samples, last=last).tobytes()
+        resampled: np.ndarray = self._stream.resample_chunk(samples, last=last)
+        return resampled.tobytes()

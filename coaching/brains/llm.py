@@ -7,10 +7,11 @@ a primary that keeps failing is skipped for a while and the fallback answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import msgspec
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from coaching.brains.base import Reply, Turn
 from coaching.errors import ProviderUnavailable
@@ -47,10 +48,13 @@ def system_prompt(persona: Persona) -> str:
     return "\n".join(lines)
 
 
-def _messages(persona: Persona, history: Sequence[Turn]) -> list[dict]:
-    messages = [{"role": "system", "content": system_prompt(persona)}]
+def _messages(persona: Persona, history: Sequence[Turn]) -> list[ChatCompletionMessageParam]:
+    messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system_prompt(persona)}]
     for turn in history:
-        messages.append({"role": "user" if turn.speaker == "rep" else "assistant", "content": turn.text})
+        if turn.speaker == "rep":
+            messages.append({"role": "user", "content": turn.text})
+        else:
+            messages.append({"role": "assistant", "content": turn.text})
     return messages
 
 
@@ -61,7 +65,9 @@ class LlmBrain:
         breaker_reset_s: how long it is skipped before a trial.
     """
 
-    def __init__(self, backends: Sequence[LlmBackend], *, breaker_threshold: int = 3, breaker_reset_s: float = 30.0) -> None:
+    def __init__(
+        self, backends: Sequence[LlmBackend], *, breaker_threshold: int = 3, breaker_reset_s: float = 30.0
+    ) -> None:
         if not backends:
             raise ValueError("LlmBrain needs at least one backend")
         self._backends = list(backends)
@@ -72,12 +78,17 @@ class LlmBrain:
         return self._breakers[name].state
 
     def respond(self, persona: Persona, history: Sequence[Turn]) -> Reply:
-        reply = Reply(self._stream(persona, history, lambda: setattr(reply, "end_call", True)))
+        def mark_end() -> None:
+            reply.end_call = True
+
+        reply = Reply(self._stream(persona, history, mark_end))
         return reply
 
-    async def _stream(self, persona: Persona, history: Sequence[Turn], mark_end) -> AsyncIterator[str]:
+    async def _stream(
+        self, persona: Persona, history: Sequence[Turn], mark_end: Callable[[], None]
+    ) -> AsyncIterator[str]:
         messages = _messages(persona, history)
-        failures = []
+        failures: list[str] = []
         for backend in self._backends:
             breaker = self._breakers[backend.name]
             if not breaker.allow() and backend is not self._backends[-1]:

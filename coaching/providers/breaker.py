@@ -21,7 +21,9 @@ class CircuitBreaker:
     def __init__(self, *, failure_threshold: int = 3, reset_after_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if failure_threshold < 1 or reset_after_s <= 0:
-            raise ValueError(f"failure_threshold must be >= 1 and reset_after_s > 0, got {failure_threshold}, {reset_after_s}")
+            raise ValueError(
+                f"failure_threshold must be >= 1 and reset_after_s > 0, got {failure_threshold}, {reset_after_s}"
+            )
         self._threshold, self._reset_after_s, self._clock = failure_threshold, reset_after_s, clock
         self._failures = 0
         self._opened_at: float | None = None

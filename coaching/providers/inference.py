@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, TypeVarTuple
 
 from coaching.errors import Overloaded
 
 __all__ = ["InferencePool"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class InferencePool:
@@ -36,7 +37,7 @@ class InferencePool:
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def run(self, fn: Callable[..., T], *args) -> T:
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Raises:
             Overloaded: the pool is full; the caller should tell the user and carry on.
         """

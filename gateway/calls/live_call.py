@@ -1,25 +1,24 @@
-"""A live call owned by this process: numbers its events, delivers them, persists them, records it.
+"""A live call owned by this process: its pipeline's sink, its session log, its rep, its recording.
 
-One LiveCall per session across all instances (the one holding its lease). Its events get their
-seq here (one writer per session), are kept in a short in-memory log for a resuming rep, go to the
-rep's socket directly and to watchers through the session's stream on the bus, and are appended
-to Postgres by the process's EventWriter under the call's fencing token.
+One LiveCall per session across all instances (the one holding its lease). Its events are
+numbered by its `SessionLog` (coaching/session_log.py), go to the rep's socket directly and to
+watchers through the session's stream on the bus, and are appended to Postgres by the process's
+EventWriter under the call's fencing token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 
 from coaching.audio.pcm import PIPELINE_RATE, Resampler
 from coaching.audio.recording import RECORDING_CONTENT_TYPE, StereoRecorder
-from coaching.brains.base import Turn
 from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
     PROTOCOL_VERSION,
@@ -30,37 +29,36 @@ from coaching.events import (
     SessionStarted,
     TranscriptFinal,
     encode,
-    without_nul,
 )
-from coaching.hints import HintEngine
-from coaching.latency import LatencyObserver
 from coaching.persona import Persona
+from coaching.session_log import Appended, SessionLog
+from gateway.calls.live_list import live_entry
 from gateway.calls.outbox import Outbox
-from gateway.calls.services import CallServices
-from gateway.fanout.coordinator import Coordinator, StreamEntry
+from gateway.calls.services import CallLimits, CallServices
+from gateway.errors import NORMAL, RESTARTING, TAKEN_OVER
+from gateway.fanout.coordinator import Coordinator
 from gateway.fanout.publisher import StreamPublisher
 from storage.blobs import BlobWriter
 from storage.event_writer import EventWriter
-from storage.sessions import EventRow, SegmentRow, SessionRow, end_session, set_recording
+from storage.sessions import SessionRow, end_session, set_recording
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["LiveCall"]
 
 log = logging.getLogger(__name__)
-_MEMORY_EVENTS = 1000  # older events are replayed from Postgres
 
 
 class LiveCall:
     """Args:
         session: the session row (status live).
         persona: the persona snapshot the call uses.
+        log: the call's session log (new, or rebuilt from its stored events).
         services: providers and limits.
         pool: the app pool.
         writer: the process's event writer.
-        last_seq: the highest seq already in the log (0 for a new call).
-        history: the conversation so far (rebuilt from events when a call resumes here).
         elapsed_s: how long the call has been running already.
         record: whether to record the call's audio.
+        rep_name: the rep's name (for the live list).
         on_closed: called once the call has ended and let go of everything.
         coordinator: the bus and the leases.
         token: this call's lease token on the bus.
@@ -68,75 +66,63 @@ class LiveCall:
         lease_ttl_ms: how long the lease lives without a heartbeat.
     """
 
-    def __init__(self, *, session: SessionRow, persona: Persona, services: CallServices, pool: asyncpg.Pool,
-                 writer: EventWriter, last_seq: int, history: list[Turn], elapsed_s: float, record: bool,
+    def __init__(self, *, session: SessionRow, persona: Persona, log: SessionLog, services: CallServices,
+                 pool: asyncpg.Pool, writer: EventWriter, elapsed_s: float, record: bool, rep_name: str,
                  on_closed: Callable[[LiveCall], None], coordinator: Coordinator, token: str, fence: int,
                  lease_ttl_ms: int) -> None:
         self.session = session
         self.session_id = str(session.id)
         self.persona = persona
+        self.log = log
         self.tenant = Tenant(org_id=session.org_id, user_id=session.user_id, role="system")
         self._services, self._pool, self._on_closed = services, pool, on_closed
-        self._seq = last_seq
-        self._log: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=_MEMORY_EVENTS)
         self._writer = writer
         self._started = time.monotonic() - elapsed_s
+        self._started_at = time.time() - elapsed_s
         self._last_activity = time.monotonic()
+        self._rep_name = rep_name
         self.rep: Outbox | None = None
         self.fence = fence
         self._coordinator = coordinator
         self.stream = StreamPublisher(coordinator, self.session_id, token, lease_ttl_ms, self.lease_lost)
         self.ending = False  # end() or suspend() has begun
-        self._sealed = False  # session.ended is out: nothing more is published
         self.ended = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
-        self._grace: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._grace: asyncio.Task[None] | None = None
         self._record = record
         self._recorder = StereoRecorder()
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._recording_task: asyncio.Task[None] | None = None
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
-        self._hints = HintEngine(self.session_id, services.hints)
         self._llm_hints = services.llm_hints.for_call(persona) if services.llm_hints else None
-        self._llm_task: asyncio.Task | None = None
-        self._latency = LatencyObserver(call_started_ms=int((time.time() - elapsed_s) * 1000),
-                                        silence_ms=services.options.silence_ms)
+        self._llm_task: asyncio.Task[None] | None = None
         self.pipeline = CallPipeline(
             session_id=self.session_id, persona=persona, brain=services.brain, stt=services.stt, tts=services.tts,
-            emit=self.publish, send_audio=self._send_audio, on_end=self._end_soon, history=history,
-            options=services.options, call_started_at=self._started,
-            on_rep_audio=self._record_rep if record else None, on_activity=self._activity,
+            sink=self, history=log.conversation, options=services.options, call_started_at=self._started,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def open(self, *, input_rate_hz: int, greet: bool) -> None:
         if self._record:
-            self._tasks.append(asyncio.create_task(self._write_recording(), name=f"recording-{self.session_id}"))
+            self._recording_task = asyncio.create_task(self._write_recording(), name=f"recording-{self.session_id}")
         self._tasks.append(asyncio.create_task(self._watchdog(), name=f"watchdog-{self.session_id}"))
         self.pipeline.start(input_rate_hz=input_rate_hz, greet=greet)
 
     @property
-    def limits(self):
+    def limits(self) -> CallLimits:
         return self._services.limits
-
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
-    @property
-    def first_seq_in_memory(self) -> int:
-        return self._log[0][0] if self._log else self._seq + 1
 
     @property
     def token(self) -> str:
         return self.stream.token
 
-    @property
-    def last_activity_ago_s(self) -> float:
-        return time.monotonic() - self._last_activity
-
-    def _activity(self) -> None:
-        self._last_activity = time.monotonic()
+    def presence(self, instance: str) -> tuple[str, str, bytes]:
+        """This call's entry in the live list."""
+        idle_s = time.monotonic() - self._last_activity
+        return live_entry(self.session, self.persona, instance=instance, rep_name=self._rep_name,
+                          started_at=datetime.fromtimestamp(self._started_at, UTC),
+                          last_activity_at=datetime.fromtimestamp(time.time() - idle_s, UTC))
 
     async def _watchdog(self) -> None:
         limits = self._services.limits
@@ -150,74 +136,83 @@ class LiveCall:
                 await self.end("idle_timeout")
                 return
 
-    # --- events -------------------------------------------------------------------------------
+    # --- the pipeline's sink --------------------------------------------------------------------
 
-    async def publish(self, message: ServerMessage) -> None:
-        """Numbers (when it is a log event), records and delivers one message."""
-        if self._sealed:
+    async def emit(self, message: ServerMessage) -> None:
+        """Numbers (when it is a log event), persists, publishes and delivers one message."""
+        if self.log.sealed:
             return
-        if message.ts == 0:
-            message = msgspec.structs.replace(message, ts=int(time.time() * 1000))
-        hints: list = []
-        if isinstance(message, Event):
-            self._seq += 1
-            message = without_nul(msgspec.structs.replace(message, seq=self._seq))
-            frame = encode(message)
-            self._log.append((self._seq, frame))
-            segment = None
-            if isinstance(message, TranscriptFinal):
-                segment = SegmentRow(message.segment_id, message.speaker, message.text, message.start_ms,
-                                     message.end_ms, message.seq)
-                self._activity()
-                hints = self._hints.observe(message)
-                if self._llm_hints is not None and self._llm_hints.due() and any(
-                        t.speaker == "rep" for t in self.pipeline.history):
-                    self._llm_task = asyncio.create_task(self._llm_hint(), name=f"llm-hint-{self.session_id}")
-            kind = message.__struct_config__.tag
-            self._writer.add(self.session.org_id, self.session.id, self.fence, EventRow(self._seq, kind, frame), segment)
-            self.stream.add(StreamEntry(self._seq, kind, frame))
-        else:
-            frame = encode(message)
-        if (latency := self._latency.observe(message)) is not None:
-            log.info("turn latency", extra={"session_id": self.session_id, **msgspec.structs.asdict(latency)})
+        if not isinstance(message, Event):  # ephemeral: to the rep only
+            if self.rep is not None:
+                self.rep.send_text(encode(message if message.ts else msgspec.structs.replace(
+                    message, ts=int(time.time() * 1000))))
+            return
+        appended = self.log.append(message)
+        self._deliver(appended)
+        if appended.latency is not None:
+            log.info("turn latency", extra={"session_id": self.session_id,
+                                            **msgspec.structs.asdict(appended.latency)})
+        if isinstance(message, TranscriptFinal):
+            self.activity()
+            if self._llm_hints is not None and self._llm_hints.due() and any(
+                    t.speaker == "rep" for t in self.pipeline.history):
+                self._llm_task = asyncio.create_task(self._llm_hint(), name=f"llm-hint-{self.session_id}")
+
+    publish = emit  # TODO(lead): one name once the socket handlers call emit
+
+    def _deliver(self, appended: Appended) -> None:
+        for entry in appended.entries:
+            self._writer.add(self.session.org_id, self.session.id, self.fence, entry)
+            self.stream.add(entry)
+            if self.rep is not None:
+                self.rep.send_text(entry.frame)
+
+    async def send_audio(self, chunk: bytes) -> None:
         if self.rep is not None:
-            self.rep.send_text(frame)
-        for hint in hints:  # right behind the transcript event that triggered it
-            await self.publish(hint)
+            self.rep.send_bytes(chunk)
+        if self._record:
+            self._recorder.persona(self._persona_to_16k.feed(chunk))
+
+    async def persona_ended(self, reason: str) -> None:
+        # Called from inside the pipeline: end from a task of its own, since ending closes the pipeline.
+        self._tasks.append(asyncio.create_task(self.end(reason)))
+
+    def rep_audio(self, pcm16k: bytes) -> None:
+        if self._record and (stereo := self._recorder.rep(pcm16k)):
+            self._recording.put_nowait(stereo)
+
+    def activity(self) -> None:
+        self._last_activity = time.monotonic()
 
     async def _llm_hint(self) -> None:
         """Asks the LLM for a stage-aware hint; publishes it if the debounce lets it through."""
-        suggestion = await self._llm_hints.suggest(self.pipeline.history)
-        if suggestion is None or not suggestion.hint or self._sealed:
+        if self._llm_hints is None:
             return
-        hint = self._hints.admit(f"llm_{suggestion.stage}", suggestion.severity, suggestion.hint)
-        if hint is not None:
-            await self.publish(hint)
+        suggestion = await self._llm_hints.suggest(self.pipeline.history)
+        if suggestion is not None and suggestion.hint:
+            self._deliver(self.log.admit_hint(f"llm_{suggestion.stage}", suggestion.severity, suggestion.hint))
 
     async def announce(self, *, resumed: bool) -> None:
-        await self.publish(SessionStarted(
+        await self.emit(SessionStarted(
             session_id=self.session_id, ts=0, protocol=PROTOCOL_VERSION, persona_id=self.persona.id,
             output_audio=AudioFormat(sample_rate=OUTPUT_RATE), resumed=resumed))
-
-    def replay_frames(self, after_seq: int) -> list[bytes]:
-        return [frame for seq, frame in self._log if seq > after_seq]
 
     # --- the rep's socket -----------------------------------------------------------------------
 
     def attach_rep(self, outbox: Outbox, *, after_seq: int, older: list[bytes]) -> None:
-        """Sends `older` (events from Postgres), then the in-memory events after `after_seq`, then
-        the live stream: no await in between, so nothing can slip through or repeat."""
+        """Sends `older` (events from Postgres), then the log's events in memory after
+        `after_seq`, then the live stream: no await in between, so nothing can slip through or repeat."""
         if self.rep is not None and self.rep is not outbox:
-            self.rep.close(4409, "this call was opened in another window")
+            self.rep.close(TAKEN_OVER, "this call was opened in another window")
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
         for frame in older:
             outbox.send_text(frame)
-        for frame in self.replay_frames(after_seq):
+        for frame in self.log.frames_after(after_seq):
             outbox.send_text(frame)
         self.rep = outbox
-        self._activity()
+        self.activity()
 
     def detach_rep(self, outbox: Outbox) -> None:
         """The rep's socket closed without `end`: a drop. The call waits `resume_grace_s` for them."""
@@ -237,18 +232,7 @@ class LiveCall:
     def rep_text(self, text: str) -> None:
         self.pipeline.rep_text(text)
 
-    # --- audio out and recording ----------------------------------------------------------------
-
-    async def _send_audio(self, chunk: bytes) -> None:
-        if self.rep is not None:
-            self.rep.send_bytes(chunk)
-        if self._record:
-            self._recorder.persona(self._persona_to_16k.feed(chunk))
-
-    def _record_rep(self, pcm16k: bytes) -> None:
-        stereo = self._recorder.rep(pcm16k)
-        if stereo:
-            self._recording.put_nowait(stereo)
+    # --- the recording --------------------------------------------------------------------------
 
     async def _write_recording(self) -> None:
         try:
@@ -263,11 +247,12 @@ class LiveCall:
         except Exception:
             log.exception("recording failed", extra={"session_id": self.session_id})
 
-    # --- ending ---------------------------------------------------------------------------------
+    async def _finish_recording(self) -> None:
+        await self._recording.put(None)
+        if self._recording_task is not None:
+            await asyncio.wait([self._recording_task], timeout=30)
 
-    async def _end_soon(self, reason: str) -> None:
-        # Called from inside the pipeline: end from a task of its own, since ending closes the pipeline.
-        self._tasks.append(asyncio.create_task(self.end(reason)))
+    # --- ending ---------------------------------------------------------------------------------
 
     async def end(self, reason: str) -> None:
         """Ends the call for good: `session.ended`, status ended, everything flushed, sockets closed."""
@@ -278,8 +263,8 @@ class LiveCall:
         self._stop_tasks()
         await self.pipeline.close()  # an interrupted reply still reports what was said
         duration_ms = int((time.monotonic() - self._started) * 1000)
-        await self.publish(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
-        self._sealed = True
+        await self.emit(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
+        self.log.seal()
         try:
             await self._writer.flush()
             async with tenant_tx(self._pool, self.tenant) as conn:
@@ -289,28 +274,19 @@ class LiveCall:
         await self._finish_recording()
         await self.stream.close()
         await self._let_lease_go(absent=True)
-        if self.rep is not None:
-            self.rep.close(1000, f"call ended: {reason}")
-        self.rep = None
-        self.ended.set()
-        self._on_closed(self)
+        self._close_rep(NORMAL, f"call ended: {reason}")
         log.info("call ended", extra={"session_id": self.session_id, "reason": reason, "duration_ms": duration_ms})
 
     def _stop_tasks(self) -> None:
-        """Cancels the watchdog, the grace timer and pending ends, but not the recording (it is
-        finished, not dropped) nor the task running this."""
+        """Cancels the watchdog, the grace timer, an LLM hint and pending ends, but not the
+        recording (it is finished, not dropped) nor the task running this."""
         current = asyncio.current_task()
         for task in (self._grace, self._llm_task, *self._tasks):
-            if task is not None and task is not current and not task.get_name().startswith("recording"):
+            if task is not None and task is not current:
                 task.cancel()
 
-    async def _finish_recording(self) -> None:
-        await self._recording.put(None)
-        for task in self._tasks:
-            if task.get_name().startswith("recording"):
-                await asyncio.wait([task], timeout=30)
-
-    async def suspend(self, code: int = 1012, reason: str = "the server is restarting; reconnect to resume") -> None:
+    async def suspend(self, code: int = RESTARTING,
+                      reason: str = "the server is restarting; reconnect to resume") -> None:
         """Persists everything and lets the call go, leaving it live: the rep's next connection,
         here or on another instance, resumes it. Used at shutdown and to hand a call over."""
         await self._let_go(code, reason, release=True)
@@ -321,7 +297,7 @@ class LiveCall:
         if not self.ending:
             log.warning("call lease lost to another instance", extra={"session_id": self.session_id})
             self._tasks.append(asyncio.create_task(
-                self._let_go(4409, "this call continues on another connection", release=False)))
+                self._let_go(TAKEN_OVER, "this call continues on another connection", release=False)))
 
     async def _let_go(self, code: int, reason: str, *, release: bool) -> None:
         if self.ending:
@@ -329,7 +305,7 @@ class LiveCall:
         self.ending = True
         self._stop_tasks()
         await self.pipeline.close()
-        self._sealed = True
+        self.log.seal()
         await self.stream.close()
         try:
             await self._writer.flush()
@@ -338,6 +314,9 @@ class LiveCall:
         await self._finish_recording()
         if release:
             await self._let_lease_go(absent=False)
+        self._close_rep(code, reason)
+
+    def _close_rep(self, code: int, reason: str) -> None:
         if self.rep is not None:
             self.rep.close(code, reason)
         self.rep = None

@@ -11,15 +11,14 @@ Redis (`redis.py`, several instances) and in-process (`memory.py`, one instance,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+from coaching.session_log import LogEntry
 
 __all__ = ["CommandHandler", "Coordinator", "StreamEntry", "owner_of"]
 
 
-class StreamEntry(NamedTuple):
-    seq: int
-    type: str
-    frame: bytes  # the event's JSON exactly as the rep's socket got it
+StreamEntry = LogEntry  # seq, type and frame travel on the bus (a final's segment does not)
 
 
 CommandHandler = Callable[[bytes], Awaitable[None]]

@@ -16,8 +16,8 @@ import uuid
 
 import asyncpg
 
+from coaching.session_log import as_sent
 from gateway.calls.outbox import Outbox
-from gateway.calls.registry import as_sent
 from gateway.fanout.coordinator import Coordinator, StreamEntry
 from storage import sessions
 from storage.tenancy import Tenant, tenant_tx
@@ -94,7 +94,7 @@ class _Feed:
                                                       limit=1_000_000)
                 for row in rows:
                     if row.seq == watcher.sent + 1:
-                        watcher.send(row.seq, row.type, as_sent(row))
+                        watcher.send(row.seq, row.type, as_sent(row.payload))
                 newer = [e for e in self.memory if e.seq > watcher.sent]
                 if newer and newer[0].seq > watcher.sent + 1:
                     await asyncio.sleep(0.1)  # in neither place yet: Postgres is about to get it

@@ -6,74 +6,45 @@ published on the bus, so coaches watch VAPI calls with the same socket and hints
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import re
-import time
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import msgspec
 
-from coaching.events import (
-    PROTOCOL_VERSION,
-    AudioFormat,
-    ErrorEvent,
-    Event,
-    PersonaAudioEnd,
-    Sender,
-    SessionEnded,
-    SessionStarted,
-    TranscriptFinal,
-    Whisper,
-    encode,
-    without_nul,
-)
-from coaching.hints import HintEngine, HintOptions
+from coaching.events import PROTOCOL_VERSION, AudioFormat, Event, Sender, SessionEnded, SessionStarted, Whisper
+from coaching.hints import HintOptions
 from coaching.persona import Persona, PersonaFileError, parse_persona
-from gateway.calls.registry import LiveEntry, Named
-from gateway.fanout.coordinator import Coordinator, StreamEntry
+from coaching.session_log import LogEntry, SessionLog
+from gateway.calls.live_list import live_entry
+from gateway.fanout.coordinator import Coordinator
 from gateway.vapi import messages as m
 from gateway.vapi.assistant import session_token, transient_assistant
+from gateway.vapi.tools import answer_tool_calls
+from gateway.vapi.translate import (
+    ROLES,
+    control_url,
+    dedupe_key,
+    events_for,
+    report_duration_s,
+    report_finals,
+    report_summary,
+    since_ms,
+)
 from storage import sessions
 from storage import vapi as store
-from storage.knowledge import search_text
+from storage.database import acquire
+from storage.jobs import enqueue_job
 from storage.tenancy import Tenant, set_tenant, tenant_tx
 
-__all__ = ["VapiCalls", "dedupe_key"]
+__all__ = ["VapiCalls"]
 
 log = logging.getLogger(__name__)
-_WORD_MS = 400  # a transcript without timing: about 150 words a minute
-_DAY_MS = 86_400_000
-_ROLES = {"user": "rep", "customer": "rep", "assistant": "persona", "bot": "persona"}
-
-
-def dedupe_key(message: m.Message) -> str:
-    """The message's own identity (never a hash of the whole body: re-deliveries carry fresh
-    presigned URLs and may carry a new timestamp)."""
-    call = message.call_id
-    if call is None:
-        return f"nocall:{message.type}:{uuid.uuid4()}"
-    ts = f"{message.timestamp:.0f}" if message.timestamp is not None else "-"
-    if isinstance(message, m.StatusUpdate):
-        return f"{call}:status-update:{message.status}"
-    if isinstance(message, m.Transcript):
-        digest = hashlib.sha256(message.transcript.encode()).hexdigest()[:16]
-        return f"{call}:transcript:{message.role}:{message.transcriptType}:{ts}:{digest}"
-    if isinstance(message, m.SpeechUpdate):
-        return f"{call}:speech-update:{message.role}:{message.status}:{message.turn if message.turn is not None else ts}"
-    if isinstance(message, m.UserInterrupted):
-        return f"{call}:user-interrupted:{message.turnId or ts}"
-    if isinstance(message, (m.ToolCalls, m.FunctionCall)):
-        return f"{call}:{message.type}:{','.join(c.id for c in m.tool_calls_of(message))}:{ts}"
-    if isinstance(message, (m.EndOfCallReport, m.AssistantRequest)):
-        return f"{call}:{message.type}"
-    return f"{call}:{message.type}:{ts}"
+_CACHED_LOGS = 10_000
 
 
 class VapiCalls:
@@ -100,37 +71,38 @@ class VapiCalls:
         self._default_persona = default_persona_id if default_persona_id in personas else next(iter(personas))
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
         self._control_hosts, self._secret = control_hosts, secret
-        self._engines: dict[uuid.UUID, tuple[HintEngine, int]] = {}  # session -> (engine, last final's seq)
+        self._logs: dict[uuid.UUID, SessionLog] = {}  # the session logs of calls this instance saw last
 
     # --- entry point ----------------------------------------------------------------------------
 
-    async def handle(self, message: m.Message, body: bytes, org_id: uuid.UUID | None) -> dict[str, Any]:
-        """Keeps and applies one verified delivery; returns the response body for VAPI."""
+    async def handle(self, message: m.Message, body: bytes, org_id: uuid.UUID | None) -> m.Reply:
+        """Keeps and applies one verified delivery; returns VAPI's answer."""
         if isinstance(message, m.AssistantRequest):
             return await self._assistant_request(message, body, org_id)
-        entries: list[StreamEntry] = []
-        async with self._pool.acquire() as conn:  # one connection; kept and applied in one transaction
+        tool_call = isinstance(message, m.ToolCalls | m.FunctionCall)
+        entries: list[LogEntry] = []
+        async with acquire(self._pool) as conn:  # one connection; kept and applied in one transaction
             found = await self._session_for(conn, message, org_id)
             target_org = found.org_id if found else (org_id or self._default_org)
             async with conn.transaction():
                 await set_tenant(conn, self._tenant(target_org))
                 fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0],
                                                   body)
-                if fresh and found is not None and not isinstance(message, (m.ToolCalls, m.FunctionCall)):
+                if fresh and found is not None and not tool_call:
                     if message.call_id and found.call_id is None:
                         await store.set_call_id(conn, found.id, message.call_id)
                     entries = await self._apply(conn, message, found.id)
-        if isinstance(message, (m.ToolCalls, m.FunctionCall)):
-            return await self._tool_calls(message, target_org)  # answered again on a re-delivery
+        if isinstance(message, m.ToolCalls | m.FunctionCall):
+            return await answer_tool_calls(self._pool, message, target_org)  # answered again on a re-delivery
         if found is not None:
             await self._publish(found.id, found.org_id, entries)
-        return {}
+        return m.Accepted()
 
     @staticmethod
     def _tenant(org_id: uuid.UUID | None) -> Tenant:
         return Tenant(org_id=org_id, role="system") if org_id else Tenant(org_id=None, role="platform")
 
-    def _tx(self, org_id: uuid.UUID | None):
+    def _tx(self, org_id: uuid.UUID | None) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return tenant_tx(self._pool, self._tenant(org_id))
 
     async def _session_for(self, conn: asyncpg.Connection, message: m.Message,
@@ -144,7 +116,7 @@ class VapiCalls:
         if found is not None:
             return found
         org = org_id or self._default_org
-        if org is None or message.call_id is None or isinstance(message, (m.ToolCalls, m.FunctionCall)):
+        if org is None or message.call_id is None or isinstance(message, m.ToolCalls | m.FunctionCall):
             return None
         try:
             async with conn.transaction():
@@ -187,139 +159,86 @@ class VapiCalls:
 
     # --- the messages ---------------------------------------------------------------------------
 
-    async def _apply(self, conn: asyncpg.Connection, message: m.Message, session_id: uuid.UUID) -> list[StreamEntry]:
+    async def _apply(self, conn: asyncpg.Connection, message: m.Message, session_id: uuid.UUID) -> list[LogEntry]:
         locked = await store.lock_session(conn, session_id)
         if locked is None:
             return []
-        events = self._events_for(message, locked)
-        if isinstance(message, m.StatusUpdate) and message.status == "in-progress" and message.call and message.call.monitor:
-            await store.set_metadata(conn, session_id, "vapi_monitor", message.call.monitor)  # a secret: never logged
-        elif isinstance(message, m.SpeechUpdate) and message.status == "started" and message.timestamp:
-            await store.set_metadata(conn, session_id, f"vapi_speech_{_ROLES.get(message.role, 'rep')}",
-                                     message.timestamp)
-        elif isinstance(message, m.ConversationUpdate):
-            if (message.timestamp or 0) >= locked.metadata.get("vapi_conversation", {}).get("timestamp", 0):
-                await store.set_metadata(conn, session_id, "vapi_conversation", {
-                    "timestamp": message.timestamp or 0, "messages": message.messagesOpenAIFormatted})
-        elif isinstance(message, m.EndOfCallReport):
-            return await self._append(conn, locked, await self._report(conn, message, locked), hints=False)
+        match message:
+            case m.StatusUpdate(status="in-progress") if message.call and message.call.monitor:
+                await store.set_metadata(conn, session_id, "vapi_monitor",  # a secret: never logged
+                                         msgspec.to_builtins(message.call.monitor))
+            case m.SpeechUpdate(status="started") if message.timestamp:
+                await store.set_metadata(conn, session_id, f"vapi_speech_{ROLES.get(message.role, 'rep')}",
+                                         message.timestamp)
+            case m.ConversationUpdate():
+                kept = locked.metadata.get("vapi_conversation") or {}
+                if (message.timestamp or 0) >= kept.get("timestamp", 0):
+                    await store.set_metadata(conn, session_id, "vapi_conversation", {
+                        "timestamp": message.timestamp or 0, "messages": message.messagesOpenAIFormatted})
+            case m.EndOfCallReport():
+                return await self._append(conn, locked, await self._report(conn, message, locked), raise_hints=False)
+            case _:
+                pass
+        events = [] if locked.status == "ended" else events_for(
+            message, session_id=str(locked.id), started_at=locked.started_at, metadata=locked.metadata)
         started = isinstance(message, m.StatusUpdate) and message.status == "in-progress"
         return await self._append(conn, locked, events, start=started)
-
-    def _events_for(self, message: m.Message, locked: store.LockedSession) -> list[Event]:
-        """The session events a message stands for (none once the call has ended)."""
-        if locked.status == "ended":
-            return []
-        sid = str(locked.id)
-        if isinstance(message, m.StatusUpdate):
-            if message.status == "ended":
-                return [SessionEnded(session_id=sid, ts=0, reason=message.endedReason or "ended",
-                                     duration_ms=_since(locked.started_at))]
-            return []
-        if isinstance(message, m.Transcript):
-            if message.transcriptType != "final" or not message.transcript.strip():
-                return []  # partials are not part of the log
-            speaker = _ROLES.get(message.role, "rep")
-            end_ms = _offset(locked.started_at, message.timestamp)
-            started = locked.metadata.get(f"vapi_speech_{speaker}")
-            start_ms = _offset(locked.started_at, started) if started else None
-            if start_ms is None or not 0 <= end_ms - start_ms <= 120_000:
-                start_ms = max(0, end_ms - len(message.transcript.split()) * _WORD_MS)
-            return [TranscriptFinal(session_id=sid, ts=0, speaker=speaker, text=message.transcript.strip(),
-                                    start_ms=start_ms, end_ms=end_ms, segment_id=f"vapi-{uuid.uuid4().hex[:12]}")]
-        if isinstance(message, m.UserInterrupted):
-            return [PersonaAudioEnd(session_id=sid, ts=0, reply_id=message.turnId or "vapi", interrupted=True)]
-        if isinstance(message, m.Hang):
-            return [ErrorEvent(session_id=sid, ts=0, code="vapi_hang",
-                               message="the buyer's voice assistant stalled; it should answer again in a moment")]
-        return []
 
     async def _report(self, conn: asyncpg.Connection, report: m.EndOfCallReport,
                       locked: store.LockedSession) -> list[Event]:
         """The one end-of-call report: stored once, the transcript from it when the live one is
         missing, the call ended if it was not yet, scoring queued. A second report changes nothing."""
-        artifact = report.artifact or {}
-        summary = {
-            "ended_reason": report.endedReason, "started_at": report.startedAt, "ended_at": report.endedAt,
-            "duration_s": _duration_s(report), "cost": report.cost,
-            "analysis": report.analysis or ({"summary": report.summary} if report.summary else {}),
-            "recording_url": artifact.get("recordingUrl") or report.recordingUrl,
-            "stereo_recording_url": artifact.get("stereoRecordingUrl") or report.stereoRecordingUrl,
-            "performance_metrics": artifact.get("performanceMetrics"),
-        }
-        if not await store.set_metadata(conn, locked.id, "vapi_report", summary, only_if_absent=True):
+        if not await store.set_metadata(conn, locked.id, "vapi_report", report_summary(report), only_if_absent=True):
             return []
         sid = str(locked.id)
         events: list[Event] = []
         if not await store.session_has_finals(conn, locked.id):
-            events += _report_finals(sid, artifact.get("messages") or report.messages or [],
-                                     artifact.get("transcript") or report.transcript)
+            events += report_finals(report, sid)
         if locked.status != "ended":
-            duration = _duration_s(report)
+            duration = report_duration_s(report)
             events.append(SessionEnded(session_id=sid, ts=0, reason=report.endedReason or "ended",
-                                       duration_ms=int(duration * 1000) if duration else _since(locked.started_at)))
-        await conn.execute(
-            "INSERT INTO jobs (org_id, kind, payload, dedupe_key) VALUES ($1, 'score_session', $2::jsonb, $3)"
-            " ON CONFLICT (kind, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
-            locked.org_id, msgspec.json.encode({"session_id": sid}).decode(), sid)
+                                       duration_ms=int(duration * 1000) if duration else since_ms(locked.started_at)))
+        await enqueue_job(conn, locked.org_id, "score_session", {"session_id": sid}, dedupe_key=sid)
         return events
 
     async def _append(self, conn: asyncpg.Connection, locked: store.LockedSession, events: list[Event], *,
-                      start: bool = False, hints: bool = True) -> list[StreamEntry]:
-        """Numbers and stores the events (starting the session first if it is not live yet), with
-        the hints their finals trigger right behind them. The caller holds the session's lock."""
+                      start: bool = False, raise_hints: bool = True) -> list[LogEntry]:
+        """Numbers the events through the call's session log (starting the session first if it is
+        not live yet) and stores them, with the hints their finals raise right behind them. The
+        caller holds the session's lock."""
         if not events and not (start and locked.status == "created"):
             return []
-        sid, now = str(locked.id), int(time.time() * 1000)
         if locked.status == "created":
             await sessions.start_session(conn, locked.id)
             locked = msgspec.structs.replace(locked, status="live", started_at=datetime.now(UTC))
-            events = [SessionStarted(session_id=sid, ts=0, protocol=PROTOCOL_VERSION, persona_id=locked.persona_id,
-                                     output_audio=AudioFormat()), *events]
-        seq, last_final = locked.last_seq, locked.last_final_seq
-        rows, segments, entries = [], [], []
-        queue = list(events)
-        while queue:
-            event = queue.pop(0)
-            seq += 1
-            event = without_nul(msgspec.structs.replace(event, seq=seq, ts=event.ts or now))
-            kind, frame = event.__struct_config__.tag, encode(event)
-            rows.append((locked.id, locked.owner_fence, sessions.EventRow(seq, kind, frame)))
-            entries.append(StreamEntry(seq, kind, frame))
-            if isinstance(event, TranscriptFinal):
-                segments.append((locked.id, locked.owner_fence, sessions.SegmentRow(
-                    event.segment_id, event.speaker, event.text, event.start_ms, event.end_ms, seq)))
-                if hints:
-                    queue[:0] = await self._hints_after(conn, locked.id, event, last_final)
-                last_final = seq
+            events = [SessionStarted(session_id=str(locked.id), ts=0, protocol=PROTOCOL_VERSION,
+                                     persona_id=locked.persona_id, output_audio=AudioFormat()), *events]
+        call_log = await self._log_for(conn, locked)
+        entries: list[LogEntry] = []
+        for event in events:
+            entries += call_log.append(event, raise_hints=raise_hints).entries
             if isinstance(event, SessionEnded):
                 await sessions.end_session(conn, locked.id, event.reason, fence=locked.owner_fence)
-                queue.clear()
-        await sessions.append_events(conn, locked.org_id, rows, segments, locked=True)
+                break
+        await sessions.append_events(conn, locked.org_id, [(locked.id, locked.owner_fence, e) for e in entries],
+                                     locked=True)
         return entries
 
-    async def _hints_after(self, conn: asyncpg.Connection, session_id: uuid.UUID, final: TranscriptFinal,
-                           last: int) -> list[Event]:
-        """Webhooks of one call may land on any instance. This instance's engine for the call is
-        used when it has seen every stored final (the last one's seq is `last`); otherwise it is
-        rebuilt by replaying the stored transcript (the engine is pure and deterministic). The
-        caller holds the session's lock."""
-        cached = self._engines.pop(session_id, None)
-        if cached is None or cached[1] != last:
-            engine = HintEngine(str(session_id), self._hints)
-            for segment in await sessions.list_transcript(conn, session_id):
-                engine.observe(TranscriptFinal(session_id=str(session_id), ts=0, speaker=segment.speaker,
-                                               text=segment.text, start_ms=segment.start_ms, end_ms=segment.end_ms,
-                                               segment_id=segment.segment_id))
-        else:
-            engine = cached[0]
-        hints = list(engine.observe(final))
-        self._engines[session_id] = (engine, final.seq)
-        while len(self._engines) > 10_000:
-            self._engines.pop(next(iter(self._engines)))
-        return hints
+    async def _log_for(self, conn: asyncpg.Connection, locked: store.LockedSession) -> SessionLog:
+        """The call's session log. Webhooks of one call may land on any instance: this instance's
+        log is used when it has numbered every stored event; otherwise it is rebuilt from them
+        (hint state included). The caller holds the session's lock."""
+        cached = self._logs.pop(locked.id, None)
+        if cached is None or cached.last_seq != locked.last_seq:
+            stored = await sessions.list_events(conn, locked.id, after_seq=0, limit=1_000_000)
+            cached = SessionLog.rebuild(str(locked.id), (row.payload for row in stored), hints=self._hints,
+                                        tail_events=0)
+        self._logs[locked.id] = cached
+        while len(self._logs) > _CACHED_LOGS:
+            self._logs.pop(next(iter(self._logs)))
+        return cached
 
-    async def _publish(self, session_id: uuid.UUID, org: uuid.UUID, entries: list[StreamEntry]) -> None:
+    async def _publish(self, session_id: uuid.UUID, org: uuid.UUID, entries: list[LogEntry]) -> None:
         if not entries:
             return
         sid = str(session_id)
@@ -338,22 +257,18 @@ class VapiCalls:
             row = await sessions.get_session(conn, session_id)
         if row is None or row.status != "live":
             return
-        persona = self._personas.get(row.persona_id)
-        entry = LiveEntry(session_id=str(row.id), rep=Named(str(row.user_id), row.rep_name or ""),
-                          persona=Named(row.persona_id, persona.name if persona else row.persona_id),
-                          started_at=row.started_at or datetime.now(UTC), transport="vapi", instance="vapi",
-                          last_activity_at=datetime.now(UTC))
-        await self._coordinator.set_present([(str(row.org_id), str(row.id), msgspec.json.encode(entry))], self._ttl_ms)
+        entry = live_entry(row, self._personas.get(row.persona_id), instance="vapi")
+        await self._coordinator.set_present([entry], self._ttl_ms)
 
     # --- requests that need an answer ---------------------------------------------------------
 
     async def _assistant_request(self, message: m.AssistantRequest, body: bytes,
-                                 org_id: uuid.UUID | None) -> dict[str, Any]:
+                                 org_id: uuid.UUID | None) -> m.AssistantReply:
         """A transient assistant for the persona the phone number (or the org) names, and a
         session for the call, so its webhooks land in it."""
         number = message.phone_number
         persona_id, org = None, org_id
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             if org is None and number:
                 mapped = await store.phone_org(conn, number)
                 if mapped is not None:
@@ -367,38 +282,8 @@ class VapiCalls:
                 found = await store.find_session(conn, None, message.call_id) if message.call_id else None
                 session_id = found.id if found else await self._create_session(conn, org, persona_id, message.call_id)
         persona = self._personas[persona_id or self._default_persona]
-        return {"assistant": transient_assistant(persona, session_id=str(session_id) if session_id else None,
-                                                 site_url=self._site_url, secret=self._secret)}
-
-    async def _tool_calls(self, message: m.ToolCalls | m.FunctionCall, org: uuid.UUID | None) -> dict[str, Any]:
-        results = []
-        for call in m.tool_calls_of(message):
-            results.append(await self.run_tool(call, org))
-        if isinstance(message, m.FunctionCall):  # the legacy shape answers one result
-            first = results[0]
-            return {"result": first.get("result", first.get("error", ""))}
-        return {"results": results}
-
-    async def run_tool(self, call: m.ToolCall, org: uuid.UUID | None) -> dict[str, str]:
-        """One tool call's result entry: `result` on success, `error` otherwise, one line each."""
-        entry = {"toolCallId": call.id, "name": call.name}
-        if call.name != "knowledge_base":
-            return {**entry, "error": f"unknown function {call.name!r}; this server offers knowledge_base"}
-        query = call.arguments.get("query")
-        if not isinstance(query, str) or not query.strip():
-            return {**entry, "error": "knowledge_base needs a non-empty string argument 'query'"}
-        if org is None:
-            return {**entry, "error": "this call belongs to no organization, so there is no knowledge base to search"}
-        try:
-            async with self._tx(org) as conn:
-                hits = await search_text(conn, query.strip()[:500], limit=3)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("knowledge search failed", extra={"error": type(exc).__name__})
-            return {**entry, "error": "the knowledge base is unavailable right now"}
-        if not hits:
-            return {**entry, "result": f"Nothing in the knowledge base matches {query.strip()[:100]!r}."}
-        text = " | ".join(f"{h.title}: {h.content}" if h.title else h.content for h in hits)
-        return {**entry, "result": _one_line(text)[:2000]}
+        return m.AssistantReply(transient_assistant(persona, session_id=str(session_id) if session_id else None,
+                                                    site_url=self._site_url, secret=self._secret))
 
     # --- coaches ------------------------------------------------------------------------------
 
@@ -411,12 +296,11 @@ class VapiCalls:
                 return False
             entries = await self._append(conn, locked, [Whisper(session_id=str(session.id), ts=0, sender=sender,
                                                                 text=text)])
-            control_url = _control_url((locked.metadata.get("vapi_monitor") or {}).get("controlUrl"),
-                                       self._control_hosts)
+            steer_url = control_url(locked.metadata, self._control_hosts)
         await self._publish(session.id, session.org_id, entries)
-        if steer and control_url and self._http is not None:
+        if steer and steer_url and self._http is not None:
             try:
-                response = await self._http.post(control_url, json={
+                response = await self._http.post(steer_url, json={
                     "type": "add-message", "triggerResponseEnabled": False,
                     "message": {"role": "system", "content": f"Sales coach's note (do not read aloud): {text}"}})
                 if response.status_code >= 400:
@@ -434,78 +318,3 @@ class VapiCalls:
     @property
     def default_persona(self) -> Persona:
         return self._personas[self._default_persona]
-
-
-def _control_url(url: Any, hosts: tuple[str, ...]) -> str | None:
-    """A call's controlUrl if it is on an allowed host (VAPI_CONTROL_HOSTS, default vapi.ai and
-    its subdomains) over https (plain http only for an allowed loopback host): a forged webhook
-    must not make the gateway post to an address of the attacker's choosing."""
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    allowed = any(host == h or host.endswith("." + h) for h in hosts)
-    loopback = host in ("127.0.0.1", "localhost") and host in hosts
-    return url if allowed and (parts.scheme == "https" or (loopback and parts.scheme == "http")) else None
-
-
-def _since(started_at: datetime | None) -> int:
-    return int((datetime.now(UTC) - started_at).total_seconds() * 1000) if started_at else 0
-
-
-def _offset(started_at: datetime | None, epoch_ms: float | None) -> int:
-    """Milliseconds into the call of a VAPI timestamp (epoch ms)."""
-    if epoch_ms is None or started_at is None:
-        return _since(started_at)
-    return min(_DAY_MS, max(0, int(epoch_ms - started_at.timestamp() * 1000)))  # a clock far off stays in range
-
-
-def _duration_s(report: m.EndOfCallReport) -> float | None:
-    if report.startedAt and report.endedAt:
-        try:
-            start = datetime.fromisoformat(report.startedAt.replace("Z", "+00:00"))
-            end = datetime.fromisoformat(report.endedAt.replace("Z", "+00:00"))
-            return max(0.0, (end - start).total_seconds())
-        except ValueError:
-            pass
-    return report.durationSeconds
-
-
-def _report_finals(sid: str, items: list[Any], transcript: str | None) -> list[Event]:
-    """Finals from the report's `artifact.messages` (with their timings), else from its text."""
-    finals: list[Event] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        speaker = _ROLES.get(str(item.get("role", "")))
-        text = item.get("message") or item.get("content")
-        if speaker is None or not isinstance(text, str) or not text.strip():
-            continue
-        try:
-            start_ms = min(_DAY_MS, max(0, int(float(item.get("secondsFromStart") or 0) * 1000)))
-        except (TypeError, ValueError):
-            start_ms = 0
-        duration = item.get("duration")
-        if isinstance(item.get("endTime"), (int, float)) and isinstance(item.get("time"), (int, float)):
-            duration = item["endTime"] - item["time"]
-        spoken = duration if isinstance(duration, (int, float)) and 0 <= duration <= _DAY_MS else len(text.split()) * _WORD_MS
-        end_ms = start_ms + int(spoken)
-        finals.append(TranscriptFinal(session_id=sid, ts=0, speaker=speaker, text=text.strip(), start_ms=start_ms,
-                                      end_ms=end_ms, segment_id=f"vapi-report-{i}"))
-    if finals or not transcript:
-        return finals
-    clock = 0
-    for i, line in enumerate(l for l in transcript.splitlines() if l.strip()):
-        match = re.match(r"^\s*(AI|Assistant|Bot|User|Customer)\s*:\s*(.+)$", line, re.IGNORECASE)
-        if not match:
-            continue
-        speaker = "persona" if match.group(1).lower() in ("ai", "assistant", "bot") else "rep"
-        length = len(match.group(2).split()) * _WORD_MS
-        finals.append(TranscriptFinal(session_id=sid, ts=0, speaker=speaker, text=match.group(2).strip(),
-                                      start_ms=clock, end_ms=clock + length, segment_id=f"vapi-report-{i}"))
-        clock += length
-    return finals
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

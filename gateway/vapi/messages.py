@@ -18,6 +18,7 @@ __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
     "Unhandled", "UserInterrupted", "decode_message", "session_ref_in", "tool_calls_of",
+    "Accepted", "Artifact", "Monitor", "AssistantReply", "FunctionResult", "Reply", "ReportMessage", "ToolResult", "ToolResults",
 ]
 
 
@@ -25,11 +26,18 @@ class NotVapiMessage(ValueError):
     """The body is not a VAPI server message; the text says what is wrong."""
 
 
+class Monitor(msgspec.Struct, kw_only=True):
+    """`call.monitor`: where to listen to the call and to steer it (secrets: never logged)."""
+
+    listenUrl: str | None = None
+    controlUrl: str | None = None
+
+
 class Call(msgspec.Struct, kw_only=True):
     id: str | None = None
     assistantOverrides: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    monitor: dict[str, Any] | None = None
+    monitor: Monitor | None = None
     phoneNumberId: str | None = None
     startedAt: str | None = None
 
@@ -107,18 +115,66 @@ class ModelOutput(_Message, kw_only=True):
     turnId: str | None = None
 
 
+class Function(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    arguments: Any = None  # an object, or a JSON string
+    parameters: Any = None
+
+
+class ToolCallItem(msgspec.Struct, kw_only=True):
+    """One entry of `toolCallList` (the OpenAI shape `function.{name, arguments}`, or older
+    payloads' top-level `name` and `arguments|parameters`)."""
+
+    id: str | None = None
+    name: str | None = None
+    function: Function | None = None
+    arguments: Any = None
+    parameters: Any = None
+
+
+class ToolWithToolCall(msgspec.Struct, kw_only=True):
+    toolCall: ToolCallItem | None = None
+
+
 class ToolCalls(_Message, kw_only=True):
-    toolCallList: list[dict[str, Any]] = []
-    toolWithToolCallList: list[dict[str, Any]] = []
+    toolCallList: list[ToolCallItem] = []
+    toolWithToolCallList: list[ToolWithToolCall] = []
+
+
+class FunctionCallBody(msgspec.Struct, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+    parameters: Any = None
+    arguments: Any = None
 
 
 class FunctionCall(_Message, kw_only=True):
-    functionCall: dict[str, Any]
+    functionCall: FunctionCallBody
+
+
+class ReportMessage(msgspec.Struct, kw_only=True):
+    """One line of a report's transcript (`artifact.messages`; top-level `messages` in older ones)."""
+
+    role: str = ""
+    message: str | None = None
+    content: str | None = None
+    secondsFromStart: float | None = None
+    duration: float | None = None  # milliseconds
+    time: float | None = None  # epoch milliseconds
+    endTime: float | None = None
+
+
+class Artifact(msgspec.Struct, kw_only=True):
+    messages: list[ReportMessage] = []
+    transcript: str | None = None
+    recordingUrl: str | None = None
+    stereoRecordingUrl: str | None = None
+    performanceMetrics: dict[str, Any] | None = None
 
 
 class EndOfCallReport(_Message, kw_only=True):
     endedReason: str | None = None
-    artifact: dict[str, Any] | None = None
+    artifact: Artifact | None = None
     analysis: dict[str, Any] | None = None
     cost: float | None = None
     costs: list[Any] | None = None
@@ -127,7 +183,7 @@ class EndOfCallReport(_Message, kw_only=True):
     # Older payloads put these at the top level of the message.
     transcript: str | None = None
     summary: str | None = None
-    messages: list[Any] | None = None
+    messages: list[ReportMessage] | None = None
     recordingUrl: str | None = None
     stereoRecordingUrl: str | None = None
     durationSeconds: float | None = None
@@ -186,16 +242,16 @@ def tool_calls_of(message: ToolCalls | FunctionCall) -> list[ToolCall]:
     """Every documented shape: `function.{name,arguments|parameters}` or top-level `name` and
     `arguments|parameters`, each an object or a JSON string."""
     if isinstance(message, FunctionCall):
-        call = message.functionCall
-        return [ToolCall(str(call.get("id") or "function-call"), str(call.get("name") or ""),
-                         _arguments(call.get("parameters", call.get("arguments"))))]
+        body = message.functionCall
+        args = body.parameters if body.parameters is not None else body.arguments
+        return [ToolCall(body.id or "function-call", body.name or "", _arguments(args))]
+    items = message.toolCallList or [entry.toolCall for entry in message.toolWithToolCallList if entry.toolCall]
     calls = []
-    for item in message.toolCallList or [entry.get("toolCall", {}) for entry in message.toolWithToolCallList]:
-        function = item.get("function") if isinstance(item.get("function"), dict) else {}
-        name = function.get("name") or item.get("name") or ""
-        args = next((a for a in (function.get("arguments"), item.get("arguments"), function.get("parameters"),
-                                 item.get("parameters")) if a is not None), None)
-        calls.append(ToolCall(str(item.get("id") or ""), str(name), _arguments(args)))
+    for item in items:
+        function = item.function or Function()
+        args = next((a for a in (function.arguments, item.arguments, function.parameters, item.parameters)
+                     if a is not None), None)
+        calls.append(ToolCall(item.id or "", function.name or item.name or "", _arguments(args)))
     return calls
 
 
@@ -206,3 +262,39 @@ def _arguments(value: Any) -> dict[str, Any]:
         except json.JSONDecodeError:
             return {"_unparsed": value}
     return value if isinstance(value, dict) else {}
+
+
+# --- replies ------------------------------------------------------------------------------------
+
+class ToolResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One tool call's answer: `result` on success, `error` otherwise, one line each."""
+
+    toolCallId: str
+    name: str
+    result: str | None = None
+    error: str | None = None
+
+
+class ToolResults(msgspec.Struct):
+    """The answer to `tool-calls`, in call order."""
+
+    results: list[ToolResult]
+
+
+class FunctionResult(msgspec.Struct):
+    """The answer to the legacy `function-call`: one result."""
+
+    result: str
+
+
+class AssistantReply(msgspec.Struct):
+    """The answer to `assistant-request`: a transient assistant."""
+
+    assistant: dict[str, Any]
+
+
+class Accepted(msgspec.Struct):
+    """The answer to every other message: `{}`."""
+
+
+Reply = ToolResults | FunctionResult | AssistantReply | Accepted

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,13 +18,17 @@ from coaching.audio.pcm import to_float32
 from coaching.errors import ProviderUnavailable
 from coaching.providers.inference import InferencePool
 
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
 __all__ = ["WhisperSTT"]
 
 _WINDOW_S = 28
 _TAIL_FRAMES = 200  # two seconds of padding (as Whisper pads: zeros in the log-mel) marks the end
 
 # One model per process, shared by every call (and every app in a test process).
-_models: dict[int, object] = {}
+_models: dict[int, tuple[WhisperModel, Tokenizer]] = {}
 _models_lock = threading.Lock()
 
 
@@ -57,7 +62,7 @@ class WhisperSTT:
         self._pool = pool
         self._cpu_threads = cpu_threads
 
-    def _load(self):
+    def _load(self) -> tuple[WhisperModel, Tokenizer]:
         with _models_lock:
             if self._cpu_threads not in _models:
                 try:

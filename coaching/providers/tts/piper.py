@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from coaching.errors import ProviderUnavailable
 from coaching.persona import Voices
 from coaching.providers.inference import InferencePool
 
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
 __all__ = ["PiperTTS"]
 
-_voices: dict[str, object] = {}  # one loaded voice per process
+_voices: dict[str, PiperVoice] = {}  # one loaded voice per process
 _voices_lock = threading.Lock()
 
 
@@ -21,7 +25,7 @@ class PiperTTS:
     def __init__(self, pool: InferencePool) -> None:
         self._pool = pool
 
-    def _load(self):
+    def _load(self) -> PiperVoice:
         with _voices_lock:
             if "joe" not in _voices:
                 try:
