@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 import msgspec
 
 from coaching.audio.pcm import PIPELINE_RATE, Resampler, frame_bytes
 from coaching.audio.vad import TurnDetector
-from coaching.brains.base import Brain, Turn
+from coaching.brains.base import Brain, Reply, Turn
 from coaching.errors import Overloaded, ProviderUnavailable, SparringError
 from coaching.events import (
     ErrorEvent,
@@ -43,16 +42,13 @@ from coaching.events import (
 from coaching.persona import Persona
 from coaching.providers.stt.base import SpeechToText
 from coaching.providers.tts.base import TextToSpeech
+from coaching.speech import OUTPUT_RATE, SentenceSplitter, Speech, Voice
 
-__all__ = ["OUTPUT_RATE", "CallOptions", "CallPipeline", "CallSink", "spoken_prefix"]
+__all__ = ["OUTPUT_RATE", "CallOptions", "CallPipeline", "CallSink"]
 
-OUTPUT_RATE = 24000  # persona audio to clients: 24 kHz mono PCM16
-_CHUNK_MS = 100
-_SENTENCE = re.compile(r"(.+?[.!?]+)(?:\s+|$)", re.S)
 # The rep has paused this long inside a turn: transcribe what they said so far, speculatively, so
 # the final is (usually) ready when the turn ends instead of starting then.
 _SPECULATE_AFTER_MS = 200
-_FIRST_CLAUSE_CHARS = 60
 log = logging.getLogger(__name__)
 
 
@@ -70,43 +66,6 @@ class CallOptions(msgspec.Struct, frozen=True, kw_only=True):
     partial_interval_ms: int = 500
     audio_lead_ms: int = 300
     preroll_ms: int = 300
-
-
-def first_audio_chunks(sentence: str) -> list[str]:
-    """Splits a long opening sentence at its first comma, so its first words are synthesized
-    (and heard) sooner."""
-    cut = sentence.find(", ", 20)
-    if len(sentence) > _FIRST_CLAUSE_CHARS and 0 < cut < len(sentence) - 15:
-        return [sentence[: cut + 1], sentence[cut + 2:]]
-    return [sentence]
-
-
-def spoken_prefix(sentences: Sequence[tuple[str, float]], heard_ms: float) -> str:
-    """What the listener heard of a reply after `heard_ms` of its audio: whole sentences, then the
-    words of the current one in proportion to how much of its audio played."""
-    spoken: list[str] = []
-    for text, audio_ms in sentences:
-        if heard_ms >= audio_ms:
-            spoken.append(text)
-            heard_ms -= audio_ms
-            continue
-        words = text.split()
-        count = int(len(words) * heard_ms / audio_ms) if audio_ms > 0 else 0
-        if count:
-            spoken.append(" ".join(words[:count]))
-        break
-    return " ".join(spoken).strip()
-
-
-class _Speech:
-    """The reply being spoken: its sentences with their audio lengths, and when audio began."""
-
-    def __init__(self, reply_id: str) -> None:
-        self.reply_id = reply_id
-        self.text = ""
-        self.sentences: list[tuple[str, float]] = []
-        self.audio_started_at: float | None = None
-        self.reply_sent = False
 
 
 class CallSink(Protocol):
@@ -146,10 +105,12 @@ class CallPipeline:
         call_started_at: float | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session_id, self.persona = session_id, persona
-        self._brain, self._stt, self._tts = brain, stt, tts
+        self._brain, self._stt = brain, stt
         self._sink = sink
         options = options or CallOptions()
         self._options, self._clock = options, clock
+        self._voice = Voice(tts=tts, voices=persona.voices, send_audio=sink.send_audio, clock=clock,
+                            lead_ms=options.audio_lead_ms)
         self._started_at = call_started_at if call_started_at is not None else clock()
         self.history: list[Turn] = list(history)
         self._vad = TurnDetector(silence_ms=options.silence_ms, onset_ms=options.onset_ms)
@@ -158,13 +119,14 @@ class CallPipeline:
         self._utterance: bytearray | None = None
         self._utterance_start_ms = 0
         self._partial_at = 0
-        self._partial_task: asyncio.Task | None = None
-        self._speculation: tuple[int, asyncio.Future] | None = None
-        self._turns: asyncio.Queue = asyncio.Queue()
-        self._reply_task: asyncio.Task | None = None
-        self._speech: _Speech | None = None
-        self._worker: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._partial_task: asyncio.Task[None] | None = None
+        self._speculation: tuple[int, asyncio.Future[str]] | None = None
+        # A rep turn being transcribed, or None for the persona's greeting.
+        self._turns: asyncio.Queue[asyncio.Future[tuple[str, int, int]] | None] = asyncio.Queue()
+        self._reply_task: asyncio.Task[None] | None = None
+        self._speech: Speech | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._segment = sum(1 for _ in self.history)
         self._tts_resampler_rate = 0
 
@@ -175,7 +137,7 @@ class CallPipeline:
         self._resampler = Resampler(input_rate_hz, PIPELINE_RATE)
         self._worker = asyncio.create_task(self._run_turns(), name=f"call-turns-{self.session_id}")
         if greet:
-            self._turns.put_nowait(("greeting", None))
+            self._turns.put_nowait(None)
 
     def set_input_rate(self, input_rate_hz: int) -> None:
         """A resumed client may declare another sample rate."""
@@ -250,7 +212,7 @@ class CallPipeline:
 
     def _queue_turn(self, pending: Awaitable[tuple[str, int, int]]) -> None:
         task = asyncio.ensure_future(pending)
-        self._turns.put_nowait(("rep", task))
+        self._turns.put_nowait(task)
 
     def _maybe_partial(self) -> None:
         interval = frame_bytes(PIPELINE_RATE, self._options.partial_interval_ms)
@@ -271,7 +233,7 @@ class CallPipeline:
                                                start_ms=start_ms))
 
     async def _final(self, pcm: bytes, start_ms: int, end_ms: int,
-                     speculation: asyncio.Future | None = None) -> tuple[str, int, int]:
+                     speculation: asyncio.Future[str] | None = None) -> tuple[str, int, int]:
         try:
             if speculation is not None:
                 # Started when the rep paused; nothing was said since, so it is the final.
@@ -296,8 +258,8 @@ class CallPipeline:
 
     async def _run_turns(self) -> None:
         while True:
-            kind, pending = await self._turns.get()
-            if kind == "greeting":
+            pending = await self._turns.get()
+            if pending is None:
                 await self._reply_and_wait(fixed=self.persona.opening_line)
                 continue
             text, start_ms, end_ms = await pending
@@ -323,14 +285,14 @@ class CallPipeline:
             self._reply_task.cancel()
 
     async def _reply(self, fixed: str | None, result: dict[str, bool]) -> None:
-        speech = _Speech(uuid.uuid4().hex[:12])
+        speech = Speech(uuid.uuid4().hex[:12])
         self._speech = speech
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(speech, sentences))
-        reply = None
-        queued = 0
+        reply: Reply | None = None
+        splitter = SentenceSplitter()
         try:
-            buffered = ""
+            deltas: Reply | list[str]
             if fixed is not None:
                 deltas = [fixed]
             else:
@@ -338,24 +300,18 @@ class CallPipeline:
                 deltas = reply
             async for delta in _aiter(deltas):
                 speech.text += delta
-                await self._emit(PersonaReplyDelta(session_id=self.session_id, ts=0, reply_id=speech.reply_id, text=delta))
-                buffered += delta
-                while (match := _SENTENCE.match(buffered)) is not None:
-                    queued = self._queue_speech(sentences, match.group(1).strip(), queued)
-                    buffered = buffered[match.end():]
-            if buffered.strip():
-                self._queue_speech(sentences, buffered.strip(), queued)
+                await self._emit(PersonaReplyDelta(session_id=self.session_id, ts=0, reply_id=speech.reply_id,
+                                                   text=delta))
+                for piece in splitter.feed(delta):
+                    sentences.put_nowait(piece)
+            for piece in splitter.flush():
+                sentences.put_nowait(piece)
             sentences.put_nowait(None)
             speech.reply_sent = True
-            await self._emit(PersonaReply(session_id=self.session_id, ts=0, reply_id=speech.reply_id, text=speech.text.strip()))
+            await self._emit(PersonaReply(session_id=self.session_id, ts=0, reply_id=speech.reply_id,
+                                          text=speech.text.strip()))
             await speaker
-            spoken = speech.text.strip()
-            if spoken:
-                self.history.append(Turn("persona", spoken))
-                await self._emit(TranscriptFinal(
-                    session_id=self.session_id, ts=0, speaker="persona", text=spoken,
-                    start_ms=self._audio_start_ms(speech), end_ms=self.now_ms(),
-                    segment_id=self._next_segment("persona")))
+            await self._persona_said(speech, speech.text.strip())
             result["end_call"] = bool(reply is not None and reply.end_call)
         except asyncio.CancelledError:
             speaker.cancel()
@@ -369,74 +325,48 @@ class CallPipeline:
         finally:
             self._speech = None
 
-    @staticmethod
-    def _queue_speech(sentences: asyncio.Queue, sentence: str, queued: int) -> int:
-        for chunk in first_audio_chunks(sentence) if queued == 0 else [sentence]:
-            sentences.put_nowait(chunk)
-        return queued + 1
-
-    async def _interrupted(self, speech: _Speech) -> None:
-        heard_ms = 0.0
+    async def _interrupted(self, speech: Speech) -> None:
+        spoken = speech.heard(self._clock())
         if speech.audio_started_at is not None:
-            heard_ms = (self._clock() - speech.audio_started_at) * 1000
-            await self._emit(PersonaAudioEnd(session_id=self.session_id, ts=0, reply_id=speech.reply_id, interrupted=True))
+            await self._emit(PersonaAudioEnd(session_id=self.session_id, ts=0, reply_id=speech.reply_id,
+                                             interrupted=True))
         if speech.text and not speech.reply_sent:
-            await self._emit(PersonaReply(session_id=self.session_id, ts=0, reply_id=speech.reply_id, text=speech.text.strip()))
-        spoken = spoken_prefix(speech.sentences, heard_ms)
-        if spoken:
-            self.history.append(Turn("persona", spoken))
-            await self._emit(TranscriptFinal(
-                session_id=self.session_id, ts=0, speaker="persona", text=spoken,
-                start_ms=self._audio_start_ms(speech), end_ms=self.now_ms(), segment_id=self._next_segment("persona")))
+            await self._emit(PersonaReply(session_id=self.session_id, ts=0, reply_id=speech.reply_id,
+                                          text=speech.text.strip()))
+        await self._persona_said(speech, spoken)
 
-    def _audio_start_ms(self, speech: _Speech) -> int:
-        if speech.audio_started_at is None:
-            return self.now_ms()
-        return int((speech.audio_started_at - self._started_at) * 1000)
+    async def _persona_said(self, speech: Speech, spoken: str) -> None:
+        """What the persona actually said (cut at a barge-in) joins the history and the transcript."""
+        if not spoken:
+            return
+        self.history.append(Turn("persona", spoken))
+        started_at = speech.audio_started_at
+        start_ms = self.now_ms() if started_at is None else int((started_at - self._started_at) * 1000)
+        await self._emit(TranscriptFinal(
+            session_id=self.session_id, ts=0, speaker="persona", text=spoken, start_ms=start_ms,
+            end_ms=self.now_ms(), segment_id=self._next_segment("persona")))
 
-    async def _speak(self, speech: _Speech, sentences: asyncio.Queue[str | None]) -> None:
-        """Synthesizes sentences in order and sends their audio paced near real time."""
-        chunk_bytes = frame_bytes(OUTPUT_RATE, _CHUNK_MS)
-        sent_ms = 0.0
+    async def _speak(self, speech: Speech, sentences: asyncio.Queue[str | None]) -> None:
+        """Voices the reply's sentences, then says when its audio ended."""
+
+        async def started() -> None:
+            await self._emit(PersonaAudioStart(session_id=self.session_id, ts=0, reply_id=speech.reply_id))
+
         try:
-            while (sentence := await sentences.get()) is not None:
-                resampler = Resampler(self._tts.sample_rate_hz, OUTPUT_RATE)
-                # The sentence's audio length grows as it is synthesized; a barge-in measures
-                # what was heard against it.
-                speech.sentences.append((sentence, 0.0))
-                audio = bytearray()
-                async for pcm in self._tts.synthesize(sentence, self.persona.voices):
-                    produced = resampler.feed(pcm)
-                    audio += produced
-                    speech.sentences[-1] = (sentence, speech.sentences[-1][1] + len(produced) / (OUTPUT_RATE * 2) * 1000)
-                    while len(audio) >= chunk_bytes:
-                        sent_ms = await self._send_paced(speech, bytes(audio[:chunk_bytes]), sent_ms)
-                        del audio[:chunk_bytes]
-                audio += resampler.feed(b"", last=True)
-                if audio:
-                    sent_ms = await self._send_paced(speech, bytes(audio), sent_ms)
+            await self._voice.speak(speech, sentences, started)
         except SparringError as exc:
             await self._error(exc)
         if speech.audio_started_at is not None:
             # Wait out the audio still playing on the client before saying it ended.
-            remaining = speech.audio_started_at + sent_ms / 1000 - self._clock()
+            remaining = speech.audio_started_at + speech.sent_ms / 1000 - self._clock()
             if remaining > 0:
                 await asyncio.sleep(remaining)
-            await self._emit(PersonaAudioEnd(session_id=self.session_id, ts=0, reply_id=speech.reply_id, interrupted=False))
-
-    async def _send_paced(self, speech: _Speech, chunk: bytes, sent_ms: float) -> float:
-        if speech.audio_started_at is None:
-            speech.audio_started_at = self._clock()
-            await self._emit(PersonaAudioStart(session_id=self.session_id, ts=0, reply_id=speech.reply_id))
-        ahead_s = speech.audio_started_at + (sent_ms - self._options.audio_lead_ms) / 1000 - self._clock()
-        if ahead_s > 0:
-            await asyncio.sleep(ahead_s)
-        await self._sink.send_audio(chunk)
-        return sent_ms + len(chunk) / (OUTPUT_RATE * 2) * 1000
+            await self._emit(PersonaAudioEnd(session_id=self.session_id, ts=0, reply_id=speech.reply_id,
+                                             interrupted=False))
 
 
-async def _aiter(source):
-    if hasattr(source, "__aiter__"):
+async def _aiter(source: AsyncIterable[str] | Iterable[str]) -> AsyncGenerator[str, None]:
+    if isinstance(source, AsyncIterable):
         async for item in source:
             yield item
     else:
@@ -444,12 +374,12 @@ async def _aiter(source):
             yield item
 
 
-def _ignore_result(future: asyncio.Future) -> None:
+def _ignore_result(future: asyncio.Future[str]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved, so an abandoned guess that failed is not reported
 
 
-async def _quietly(task: asyncio.Task) -> None:
+async def _quietly(task: asyncio.Task[None]) -> None:
     try:
         await task
     except (asyncio.CancelledError, Exception):

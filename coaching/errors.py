@@ -1,4 +1,4 @@
-"""The error hierarchy callers can act on; the gateway maps each to an HTTP status or close code."""
+"""The error hierarchy callers can act on; gateway/errors.py maps each to an HTTP status and a close code."""
 
 from __future__ import annotations
 

@@ -7,13 +7,14 @@ assigned by the call's owner (events are built with seq 0 and numbered there).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar, Union
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
 __all__ = [
-    "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart", "ClientText",
-    "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply", "PersonaReplyDelta",
+    "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart",
+    "ClientText", "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply",
+    "PersonaReplyDelta",
     "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
     "event_decoder", "watcher_decoder", "without_nul",
@@ -129,10 +130,10 @@ class Notice(_Message, frozen=True, kw_only=True, tag="notice"):
     message: str
 
 
-ServerMessage = Union[
-    SessionStarted, TranscriptPartial, TranscriptFinal, PersonaReplyDelta, PersonaReply, PersonaAudioStart,
-    PersonaAudioEnd, Hint, Whisper, SessionEnded, ErrorEvent, Pong, Notice,
-]
+ServerMessage = (
+    SessionStarted | TranscriptPartial | TranscriptFinal | PersonaReplyDelta | PersonaReply | PersonaAudioStart
+    | PersonaAudioEnd | Hint | Whisper | SessionEnded | ErrorEvent | Pong | Notice
+)
 
 # --- client -> server -------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class ClientPing(_Client, frozen=True, kw_only=True, tag="ping"):
     pass
 
 
-ClientMessage = Union[ClientStart, ClientText, ClientEnd, ClientPing]
+ClientMessage = ClientStart | ClientText | ClientEnd | ClientPing
 
 
 class WatcherWhisper(_Client, frozen=True, kw_only=True, tag="whisper"):
@@ -167,7 +168,7 @@ class WatcherWhisper(_Client, frozen=True, kw_only=True, tag="whisper"):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-WatcherMessage = Union[WatcherWhisper, ClientPing]
+WatcherMessage = WatcherWhisper | ClientPing
 
 _encoder = msgspec.json.Encoder()
 client_decoder = msgspec.json.Decoder(ClientMessage)

@@ -26,20 +26,27 @@ Severity = Literal["info", "warning"]
 
 # Buyer-side objections and what to do about each.
 OBJECTIONS: dict[str, tuple[re.Pattern[str], str]] = {
-    "objection_price": (re.compile(r"\b(price|pricing|cost|budget|expensive|discount|how much|afford)\b"),
-                        "Price objection: acknowledge it, ask what they compare it to, then tie value to their pain."),
-    "objection_competitor": (re.compile(r"\b(current vendor|current provider|already use|competitor|switch|happy with)\b"),
-                             "They are attached to what they have: ask what it does not do for them today."),
-    "objection_timing": (re.compile(r"\b(not a priority|next quarter|next year|not now|bad time|no time|busy)\b"),
-                         "Timing objection: ask what would have to change for this to matter this quarter."),
-    "objection_authority": (re.compile(r"\b(my manager|my boss|my vp|the board|have to check|not my decision|owns the budget)\b"),
-                            "Authority: ask who else decides and offer to bring them into the next call."),
-    "objection_status_quo": (re.compile(r"\b(fine as is|works fine|we're fine|no need|don't see a reason|not ready)\b"),
-                             "Status quo: quantify what staying the same costs them."),
+    "objection_price": (
+        re.compile(r"\b(price|pricing|cost|budget|expensive|discount|how much|afford)\b"),
+        "Price objection: acknowledge it, ask what they compare it to, then tie value to their pain."),
+    "objection_competitor": (
+        re.compile(r"\b(current vendor|current provider|already use|competitor|switch|happy with)\b"),
+        "They are attached to what they have: ask what it does not do for them today."),
+    "objection_timing": (
+        re.compile(r"\b(not a priority|next quarter|next year|not now|bad time|no time|busy)\b"),
+        "Timing objection: ask what would have to change for this to matter this quarter."),
+    "objection_authority": (
+        re.compile(r"\b(my manager|my boss|my vp|the board|have to check|not my decision|owns the budget)\b"),
+        "Authority: ask who else decides and offer to bring them into the next call."),
+    "objection_status_quo": (
+        re.compile(r"\b(fine as is|works fine|we're fine|no need|don't see a reason|not ready)\b"),
+        "Status quo: quantify what staying the same costs them."),
 }
-_QUESTION_START = re.compile(r"^(what|how|why|when|where|who|which|tell me|walk me|can you|could you|do you|are you|is there|have you)\b")
+_QUESTION_START = re.compile(r"^(what|how|why|when|where|who|which|tell me|walk me|can you|could you|do you"
+                             r"|are you|is there|have you)\b")
 _OPEN = re.compile(r"^(what|how|why|tell me|walk me|describe|help me understand)\b")
-_NEXT_STEP = re.compile(r"\b(next step|meeting|demo|calendar|schedule|book|follow[- ]up|trial|pilot|next week|monday|tuesday|wednesday|thursday|friday)\b")
+_NEXT_STEP = re.compile(r"\b(next step|meeting|demo|calendar|schedule|book|follow[- ]up|trial|pilot|next week"
+                        r"|monday|tuesday|wednesday|thursday|friday)\b")
 _WINDING_DOWN = re.compile(r"\b(have to go|got to run|need to jump|next meeting|time's up|wrap up|let you go)\b")
 
 
@@ -69,8 +76,8 @@ class _Turn(msgspec.Struct):
 class HintEngine:
     """Feed it every `transcript.final` of a call in order; it returns the hints to publish."""
 
-    def __init__(self, session_id: str, options: HintOptions = HintOptions()) -> None:
-        self._session_id, self._options = session_id, options
+    def __init__(self, session_id: str, options: HintOptions | None = None) -> None:
+        self._session_id, self._options = session_id, options or HintOptions()
         self._turns: deque[_Turn] = deque(maxlen=400)
         self._monologue_start: int | None = None
         self._questions = 0
@@ -145,14 +152,15 @@ class HintEngine:
             self._next_step_asked = True
         if self._pending_buyer_question is not None:
             if is_question and turn.words < 12:
+                asked = _quote(self._pending_buyer_question.text, 60)
                 out.append(("unanswered_question", "info",
-                            f"They asked \"{_quote(self._pending_buyer_question.text, 60)}\": answer it before asking your own."))
+                            f"They asked \"{asked}\": answer it before asking your own."))
             self._pending_buyer_question = None
         if self._monologue_start is None:
             self._monologue_start = turn.start_ms
         if turn.end_ms - self._monologue_start > o.monologue_ms:
-            out.append(("monologue", "warning",
-                        f"You have been talking for {(turn.end_ms - self._monologue_start) // 1000} s: pause and ask a question."))
+            talked_s = (turn.end_ms - self._monologue_start) // 1000
+            out.append(("monologue", "warning", f"You have been talking for {talked_s} s: pause and ask a question."))
         share = self._talk_share(turn.end_ms)
         if share is not None and share > o.talk_share:
             out.append(("talk_ratio", "info",
@@ -160,7 +168,8 @@ class HintEngine:
         if turn.end_ms >= o.discovery_by_ms and self._questions == 0:
             out.append(("no_discovery", "warning", "Three minutes in and no question yet: ask about their situation."))
         elif turn.end_ms >= o.open_questions_by_ms and self._open_questions < o.min_open_questions:
-            out.append(("few_open_questions", "info", "Few open questions so far: try 'how', 'what' or 'walk me through'."))
+            out.append(("few_open_questions", "info",
+                        "Few open questions so far: try 'how', 'what' or 'walk me through'."))
         wpm = self._rep_wpm(turn.end_ms)
         if wpm is not None and wpm > o.max_wpm:
             out.append(("pace", "info", f"You are speaking fast ({wpm:.0f} words a minute): slow down."))
@@ -170,8 +179,8 @@ class HintEngine:
                 self._objection_at = None
             elif after is not None and self._pace_before and after > self._pace_before * o.pace_jump:
                 out.append(("pace_jump", "info",
-                            f"You sped up after their objection ({self._pace_before:.0f} to {after:.0f} words a minute): "
-                            "slow down and answer calmly."))
+                            f"You sped up after their objection ({self._pace_before:.0f} to {after:.0f} words a"
+                            " minute): slow down and answer calmly."))
                 self._objection_at = None
         return out
 
@@ -186,7 +195,8 @@ class HintEngine:
                 self._pace_before = self._rep_wpm(turn.start_ms, since_ms=0)
                 break
         if _WINDING_DOWN.search(lowered) and not self._next_step_asked:
-            out.append(("no_next_step", "warning", "They are wrapping up and there is no next step: propose a specific one now."))
+            out.append(("no_next_step", "warning",
+                        "They are wrapping up and there is no next step: propose a specific one now."))
         if turn.text.endswith("?"):
             self._pending_buyer_question = turn
         return out

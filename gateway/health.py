@@ -23,8 +23,11 @@ class Check(msgspec.Struct, omit_defaults=True):
     error: str | None = None
 
 
+Overall = Literal["healthy", "degraded", "unhealthy"]
+
+
 class Health(msgspec.Struct):
-    status: Literal["healthy", "degraded", "unhealthy"]
+    status: Overall
     checks: dict[str, Check]
 
 
@@ -68,7 +71,8 @@ async def health(state: State) -> Response[Health]:
     probes = _probes(state)
     timeout_s = min(PROBE_TIMEOUT_S, state.settings.provider_timeout_s)
     results = await asyncio.gather(*(_run(p, critical=c, timeout_s=timeout_s) for p, c in probes.values()))
-    checks = dict(zip(probes, results))
+    checks = dict(zip(probes, results, strict=True))
+    overall: Overall
     if any(c.status == "down" and c.critical for c in checks.values()):
         overall, status_code = "unhealthy", 503
     elif any(c.status == "down" for c in checks.values()):

@@ -16,7 +16,10 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import NORMAL
 
 __all__ = ["JsonFormatter", "RequestContextMiddleware", "configure_logging", "redact", "request_id_var"]
 
@@ -93,7 +96,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             elif message["type"] == "websocket.close":
-                status = message.get("code", 1000)
+                status = message.get("code", NORMAL)  # ASGI: a close without a code is 1000
             elif message["type"] == "websocket.accept":
                 status = 101
             await send(message)
@@ -102,7 +105,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             log.info(
-                "request" if scope["type"] == "http" else "websocket",
+                "request" if scope["type"] == ScopeType.HTTP else "websocket",
                 extra={
                     "method": scope.get("method", "WS"),
                     "path": scope["path"],  # never the query string: tokens travel there

@@ -5,9 +5,10 @@ whose cost does not grow with the limit (the moving window's check walks every e
 
 Handlers call `RateLimiter.check(name, key)` with a limit named in settings (`RATE_LIMIT_<NAME>`).
 The verdict's headers go on every response of the route, whatever its status
-(`RateLimitHeaders` middleware adds them); a refusal is 429 with Retry-After (WebSockets: 4429).
-If the store is unreachable, requests pass (logged, reported to Sentry) unless
-RATE_LIMIT_FAIL_CLOSED=true, which refuses them with 503 (WebSockets: 1013).
+(`RateLimitHeaders` middleware adds them); a refusal raises `RateLimited`, 429 with Retry-After
+(WebSockets: 4429). If the store is unreachable, requests pass (logged, reported to Sentry) unless
+RATE_LIMIT_FAIL_CLOSED=true, which refuses them with `RateLimitUnavailable`, 503 (WebSockets:
+1013). gateway/errors.py maps both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -27,12 +29,15 @@ from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterR
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import ApiError
+from gateway.errors import RateLimited, RateLimitUnavailable
 from gateway.settings import RATE_LIMITS, Settings
 
-__all__ = ["RateLimitHeaders", "RateLimiter", "Verdict", "limit_request"]
+__all__ = [
+    "RateLimitHeaders", "RateLimitUnavailable", "RateLimited", "RateLimiter", "Verdict", "limit_request",
+]
 
 log = logging.getLogger(__name__)
 _SCOPE_KEY = "sparring.rate_limit_headers"
@@ -62,6 +67,13 @@ class Verdict(msgspec.Struct, frozen=True):
             "RateLimit-Policy": f'"{self.name}";q={self.limit};w={self.window_s}',
             "RateLimit": f'"{self.name}";r={self.remaining};t={max(0, self.reset - int(time.time()))}',
         }
+
+    def refusal(self, what: str) -> RateLimited:
+        """The error for a refused verdict; `what` is what there were too many of ("requests")."""
+        if self.unavailable:
+            return RateLimitUnavailable("rate limiting is unavailable; try again in a moment",
+                                        retry_after=self.retry_after)
+        return RateLimited(f"too many {what}; try again in {self.retry_after} s", retry_after=self.retry_after)
 
 
 class RateLimiter:
@@ -120,21 +132,20 @@ class RateLimiter:
         return Verdict(allowed, name, item.amount, stats.remaining, reset, window_s)
 
 
-async def limit_request(request: Request, name: str, key: str) -> Verdict:
+async def limit_request(request: Request[Any, Any, Any], name: str, key: str) -> Verdict:
     """Checks a limit for an HTTP request: its headers go on the response whatever the outcome.
 
     Raises:
-        ApiError: 429 over the limit (Retry-After), 503 when limits fail closed and the store is down.
+        RateLimited: over the limit (429 with Retry-After).
+        RateLimitUnavailable: limits fail closed and the store is down (503 with Retry-After).
     """
-    verdict = await request.app.state.limiter.check(name, key)
+    limiter: RateLimiter = request.app.state.limiter
+    verdict = await limiter.check(name, key)
+    # Scope is a TypedDict of the ASGI keys; this private key is read back by RateLimitHeaders.
     request.scope[_SCOPE_KEY] = verdict.headers()  # type: ignore[literal-required]
     if verdict.allowed:
         return verdict
-    if verdict.unavailable:
-        raise ApiError(503, "rate_limit_unavailable", "try again in a moment",
-                       headers={"Retry-After": str(verdict.retry_after)})
-    raise ApiError(429, "rate_limited", f"too many requests; try again in {verdict.retry_after} s",
-                   headers={"Retry-After": str(verdict.retry_after)})
+    raise verdict.refusal("requests")
 
 
 class RateLimitHeaders:
@@ -144,12 +155,13 @@ class RateLimitHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and (headers := scope.get(_SCOPE_KEY)):
+            headers = cast("dict[str, str] | None", scope.get(_SCOPE_KEY))
+            if message["type"] == "http.response.start" and headers:
                 message["headers"] = [*message.get("headers", ()),
                                       *((k.lower().encode(), v.encode()) for k, v in headers.items())]
             await send(message)

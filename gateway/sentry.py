@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import sentry_sdk
+from litestar.types import ASGIApp
 from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
 from sentry_sdk.integrations.litestar import LitestarIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 from sentry_sdk.transport import Transport
+from sentry_sdk.types import Event, Hint, SamplingContext
 
 from gateway.settings import Settings
 
@@ -18,7 +20,7 @@ _DENY = [*DEFAULT_DENYLIST, "token", "access_token", "refresh_token", "jwt", "tr
 _SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-vapi-secret", "x-vapi-signature", "x-signature"}
 
 
-def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def scrub_event(event: Event, _hint: Hint | None = None) -> Event:
     """Drops request bodies, query strings (tokens travel there on WebSockets), cookies and auth headers."""
     request = event.get("request")
     if isinstance(request, dict):
@@ -26,8 +28,9 @@ def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> d
         request.pop("cookies", None)
         if request.get("query_string"):
             request["query_string"] = "[Filtered]"
-        if isinstance(request.get("url"), str):
-            request["url"] = request["url"].split("?", 1)[0]
+        url = request.get("url")
+        if isinstance(url, str):
+            request["url"] = url.split("?", 1)[0]
         headers = request.get("headers")
         if isinstance(headers, dict):
             for key in list(headers):
@@ -36,8 +39,8 @@ def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> d
     return event
 
 
-def _traces_sampler(rate: float):
-    def sample(context: dict[str, Any]) -> float:
+def _traces_sampler(rate: float) -> Callable[[SamplingContext], float]:
+    def sample(context: SamplingContext) -> float:
         scope = context.get("asgi_scope") or {}
         # A WebSocket transaction lives as long as the call: sample those far less.
         return rate / 10 if scope.get("type") == "websocket" else rate
@@ -69,7 +72,7 @@ def init_sentry(settings: Settings, *, transport: Transport | None = None) -> bo
     return True
 
 
-def sentry_asgi(app):
+def sentry_asgi(app: ASGIApp) -> ASGIApp:
     """Traces requests and WebSockets at the ASGI layer, when Sentry is initialised (call
     `init_sentry` first); without it every request would still pay for the middleware."""
     if not sentry_sdk.get_client().is_active():

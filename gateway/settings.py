@@ -6,7 +6,7 @@ import ipaddress
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 import limits
@@ -210,9 +210,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         variable = field.upper() or "environment"
         kind = _EXPECTED.get(Settings.__annotations__.get(field, ""), str(exc).split(" - at ")[0])
         if field in _WORD_FIELDS:
-            choices = {"log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
-                       "llm_provider": LlmProvider, "hints_llm": HintsLlm, "vapi_webhook_auth": VapiAuth,
-                       "vapi_hmac_algorithm": VapiHmacAlgorithm, "vapi_hmac_encoding": VapiHmacEncoding}[field].__args__
+            choices = get_args({
+                "log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
+                "llm_provider": LlmProvider, "hints_llm": HintsLlm, "vapi_webhook_auth": VapiAuth,
+                "vapi_hmac_algorithm": VapiHmacAlgorithm, "vapi_hmac_encoding": VapiHmacEncoding}[field])
             kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
     for field, (low, high) in _RANGES.items():

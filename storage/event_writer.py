@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from types import TracebackType
 
 import asyncpg
 
@@ -37,13 +38,14 @@ class EventWriter:
         self._events: dict[uuid.UUID, list[tuple[uuid.UUID, int, LogEntry]]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventWriter:
         self._task = asyncio.create_task(self._run(), name="event-writer")
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         if self._task is not None:
             self._task.cancel()
             try:

@@ -13,9 +13,9 @@ import msgspec
 from coaching.session_log import LogEntry, Segment
 
 __all__ = [
-    "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions", "count_live_sessions", "create_session",
-    "end_session", "get_session", "list_events", "list_sessions", "list_transcript", "max_seq",
-    "set_recording", "soft_delete_session", "start_session", "recording_enabled",
+    "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions",
+    "count_live_sessions", "create_session", "end_session", "get_session", "list_events", "list_sessions",
+    "list_transcript", "max_seq", "set_recording", "soft_delete_session", "start_session", "recording_enabled",
 ]
 
 Status = Literal["created", "live", "ended"]
@@ -59,12 +59,18 @@ def _session(row: asyncpg.Record) -> SessionRow:
 
 async def create_session(conn: asyncpg.Connection, *, org_id: uuid.UUID, user_id: uuid.UUID, persona_id: str,
                          persona_snapshot: dict[str, Any], transport: str = "websocket") -> SessionRow:
-    session_id = await conn.fetchval(
+    """Raises:
+        RuntimeError: the session just inserted is not visible to this tenant.
+    """
+    session_id: uuid.UUID = await conn.fetchval(
         "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, transport)"
         " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
         org_id, user_id, persona_id, msgspec.json.encode(persona_snapshot).decode(), transport,
     )
-    return await get_session(conn, session_id)
+    session = await get_session(conn, session_id)
+    if session is None:
+        raise RuntimeError(f"session {session_id} was inserted but cannot be read back (not visible to this tenant?)")
+    return session
 
 
 async def get_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> SessionRow | None:
@@ -96,9 +102,10 @@ async def soft_delete_session(conn: asyncpg.Connection, session_id: uuid.UUID) -
 
 
 async def count_live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
-    return await conn.fetchval(
+    count: int = await conn.fetchval(
         "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1 AND status = 'live' AND id <> $2"
         " AND deleted_at IS NULL", user_id, excluding)
+    return count
 
 
 async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
@@ -109,7 +116,8 @@ async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool
     return status == "UPDATE 1"
 
 
-async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str, *, fence: int | None = None) -> None:
+async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str, *,
+                      fence: int | None = None) -> None:
     """Ends the session once; with `fence`, only while that fencing token still owns the call (an
     instance that lost the call to another must not end it under the new owner)."""
     await conn.execute(
@@ -122,15 +130,17 @@ async def set_recording(conn: asyncpg.Connection, session_id: uuid.UUID, blob_id
 
 
 async def recording_enabled(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
-    value = await conn.fetchval("SELECT settings ->> 'recording' FROM org_settings WHERE org_id = $1", org_id)
+    value: str | None = await conn.fetchval(
+        "SELECT settings ->> 'recording' FROM org_settings WHERE org_id = $1", org_id)
     return value != "false"
 
 
 async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
     """Takes ownership of a call for this instance: returns the new fencing token. Waits for any
     append of the previous owner in flight (its share lock), so nothing it wrote is missed."""
-    return await conn.fetchval(
+    fence: int = await conn.fetchval(
         "UPDATE roleplay_sessions SET owner_fence = owner_fence + 1 WHERE id = $1 RETURNING owner_fence", session_id)
+    return fence
 
 
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
@@ -144,8 +154,8 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
     caller holds the sessions' rows locked and numbered the events itself (no fence to check).
     """
     ids = sorted({session_id for session_id, _, _ in entries})
-    current = {} if locked else dict(await conn.fetch(
-        "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids))
+    current: dict[uuid.UUID, int] = {} if locked else {r["id"]: r["owner_fence"] for r in await conn.fetch(
+        "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids)}
     kept = [(s, e) for s, fence, e in entries if current.get(s, fence) <= fence]
     await conn.executemany(
         "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
@@ -182,7 +192,8 @@ async def list_events(conn: asyncpg.Connection, session_id: uuid.UUID, *, after_
 
 
 async def max_seq(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
-    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id)
+    seq: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id)
+    return seq
 
 
 async def list_transcript(conn: asyncpg.Connection, session_id: uuid.UUID) -> list[SegmentRow]:

@@ -57,7 +57,8 @@ async def phone_org(conn: asyncpg.Connection, number: str) -> tuple[uuid.UUID, s
 
 async def get_org_vapi(conn: asyncpg.Connection, org_id: uuid.UUID) -> VapiOrgSettings:
     row = await conn.fetchrow(
-        "SELECT vapi_auth_mode, vapi_webhook_secret, vapi_default_persona_id FROM org_settings WHERE org_id = $1", org_id)
+        "SELECT vapi_auth_mode, vapi_webhook_secret, vapi_default_persona_id FROM org_settings WHERE org_id = $1",
+        org_id)
     numbers = {r["phone_number"]: r["persona_id"] for r in await conn.fetch(
         "SELECT phone_number, persona_id FROM vapi_phone_numbers WHERE org_id = $1 ORDER BY phone_number", org_id)}
     if row is None:
@@ -86,17 +87,19 @@ async def keep_delivery(conn: asyncpg.Connection, org_id: uuid.UUID | None, dedu
                         body: bytes) -> bool:
     """Keeps one accepted delivery in the inbox (a re-delivery counts in `attempts` of the first).
     False: the same message was delivered before."""
-    return await conn.fetchval(
+    fresh: bool = await conn.fetchval(
         "INSERT INTO webhook_inbox (org_id, provider, dedupe_key, message_type, payload, processed_at)"
         " VALUES ($1, 'vapi', $2, $3, $4::jsonb, now())"
         " ON CONFLICT (provider, dedupe_key) DO UPDATE SET attempts = webhook_inbox.attempts + 1"
         " RETURNING xmax = 0",
         org_id, dedupe_key, message_type, body.decode())
+    return fresh
 
 
 async def first_admin(conn: asyncpg.Connection, org_id: uuid.UUID) -> uuid.UUID | None:
-    return await conn.fetchval(
+    user_id: uuid.UUID | None = await conn.fetchval(
         "SELECT user_id FROM memberships WHERE org_id = $1 ORDER BY (role = 'admin') DESC, created_at LIMIT 1", org_id)
+    return user_id
 
 
 async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: str) -> None:
@@ -130,5 +133,6 @@ async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str
 
 
 async def session_has_finals(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
-    return await conn.fetchval(
+    exists: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM transcript_segments WHERE session_id = $1)", session_id)
+    return exists

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,10 +20,12 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 
 from gateway.auth.tokens import InvalidToken, decode_access_token, decode_supabase_token
-from gateway.errors import ApiError
+from gateway.errors import ApiError, AuthRefused  # AuthRefused is re-exported: it lived here
 from storage import accounts
+from storage.accounts import Role
 from storage.tenancy import Tenant, set_tenant
 
 __all__ = [
@@ -55,15 +57,7 @@ class Caller(msgspec.Struct, frozen=True):
         return self.role in ("coach", "admin")
 
 
-class AuthRefused(Exception):
-    """Why a caller was refused: 401 (who are you?) or 403 (not allowed), with a code and message."""
-
-    def __init__(self, status: Literal[401, 403], code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def origin_allowed(connection: ASGIConnection, site_url: str | None) -> bool:
+def origin_allowed(connection: ASGIConnection[Any, Any, Any, Any], site_url: str | None) -> bool:
     """The Origin is this server itself (as the browser reached it) or SITE_URL's origin."""
     origin = connection.headers.get("origin")
     if not origin:
@@ -74,18 +68,21 @@ def origin_allowed(connection: ASGIConnection, site_url: str | None) -> bool:
     return parts.netloc != "" and parts.netloc == connection.headers.get("host")
 
 
-def _find_token(connection: ASGIConnection) -> tuple[str, Literal["header", "cookie", "query"]] | None:
+TokenSource = Literal["header", "cookie", "query"]
+
+
+def _find_token(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, TokenSource] | None:
     header = connection.headers.get("authorization", "")
     if header[:7].lower() == "bearer " and header[7:].strip():
         return header[7:].strip(), "header"
-    if connection.scope["type"] == "websocket" and connection.query_params.get("token"):
+    if connection.scope["type"] == ScopeType.WEBSOCKET and connection.query_params.get("token"):
         return connection.query_params["token"], "query"
     if connection.cookies.get(ACCESS_COOKIE):
         return connection.cookies[ACCESS_COOKIE], "cookie"
     return None
 
 
-async def _identify(conn: asyncpg.Connection, token: str, state: State) -> tuple[uuid.UUID, uuid.UUID, str]:
+async def _identify(conn: asyncpg.Connection, token: str, state: State) -> tuple[uuid.UUID, uuid.UUID, Role]:
     try:
         claims = decode_access_token(token, state.jwt_secret)
         return claims.user_id, claims.org_id, claims.role
@@ -100,7 +97,7 @@ async def _identify(conn: asyncpg.Connection, token: str, state: State) -> tuple
     return user_id, membership[0], membership[1]
 
 
-async def authenticate(connection: ASGIConnection, conn: asyncpg.Connection) -> Caller:
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], conn: asyncpg.Connection) -> Caller:
     """Identifies the caller and sets their tenant context on `conn` (inside its transaction).
 
     Raises:
@@ -112,7 +109,7 @@ async def authenticate(connection: ASGIConnection, conn: asyncpg.Connection) -> 
         raise AuthRefused(401, "unauthenticated", "sign in first: no access token was sent")
     token, source = found
     if source == "cookie":
-        if connection.scope["type"] == "websocket":
+        if connection.scope["type"] == ScopeType.WEBSOCKET:
             if not origin_allowed(connection, state.settings.site_url):
                 raise AuthRefused(403, "origin_refused", "this page's origin may not open Sparring sockets")
         elif connection.scope.get("method") not in _SAFE_METHODS:
@@ -134,14 +131,12 @@ async def authenticate(connection: ASGIConnection, conn: asyncpg.Connection) -> 
     return caller
 
 
-async def provide_db(request: Request, state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[asyncpg.Connection, None]:
     """The request's connection: one transaction, with the caller's tenant context set. It commits
     when the handler returns and rolls back when it raises."""
     async with state.pool.acquire() as conn, conn.transaction():
-        try:
-            request.state.caller = await authenticate(request, conn)
-        except AuthRefused as refused:
-            raise ApiError(refused.status, refused.code, refused.message) from None
+        # An AuthRefused goes to the exception handlers, which answer it with its 401 or 403.
+        request.state.caller = await authenticate(request, conn)
         yield conn
 
 
@@ -150,8 +145,9 @@ TenantDb = NamedDependency[asyncpg.Connection]
 CallerDep = NamedDependency[Caller]
 
 
-async def provide_caller(request: Request, db: TenantDb) -> Caller:
-    return request.state.caller
+async def provide_caller(request: Request[Any, Any, Any], db: TenantDb) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
 
 
 def require_role(caller: Caller, *roles: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -17,6 +18,7 @@ from storage import accounts
 __all__ = ["AuthOut", "OrgOut", "UserOut", "clear_cookies", "signed_in"]
 
 _REFRESH_PATH = "/api/auth"
+R = TypeVar("R")
 
 
 class UserOut(msgspec.Struct):
@@ -39,12 +41,12 @@ class AuthOut(msgspec.Struct):
     expires_in: int
 
 
-def _secure(request: Request) -> bool:
-    site_url = request.app.state.settings.site_url or ""
+def _secure(request: Request[Any, Any, Any]) -> bool:
+    site_url: str = request.app.state.settings.site_url or ""
     return request.url.scheme == "https" or site_url.startswith("https://")
 
 
-async def signed_in(request: Request, conn: asyncpg.Connection, account: accounts.Account, *,
+async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
                     status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
     """Stores a new refresh token (in `family_id`'s family, or a new one) and answers with the
     access token in the body and the refresh, access and CSRF cookies set."""
@@ -53,22 +55,24 @@ async def signed_in(request: Request, conn: asyncpg.Connection, account: account
         conn, user_id=account.user_id, org_id=account.org_id, family_id=family_id or uuid.uuid4(),
         token_hash=hash_secret(refresh), expires_at=datetime.now(UTC) + timedelta(seconds=REFRESH_TTL_S),
     )
-    access = issue_access_token(AccessClaims(account.user_id, account.org_id, account.role), request.app.state.jwt_secret)
+    claims = AccessClaims(account.user_id, account.org_id, account.role)
+    access = issue_access_token(claims, request.app.state.jwt_secret)
     secure = _secure(request)
     body = AuthOut(
         UserOut(account.user_id, account.email, account.name), OrgOut(account.org_id, account.org_name),
         account.role, access, "bearer", ACCESS_TTL_S,
     )
     return Response(body, status_code=status_code, cookies=[
-        Cookie(key=REFRESH_COOKIE, value=refresh, path=_REFRESH_PATH, max_age=REFRESH_TTL_S, httponly=True, secure=secure,
-               samesite="strict"),
-        Cookie(key=ACCESS_COOKIE, value=access, path="/", max_age=ACCESS_TTL_S, httponly=True, secure=secure, samesite="lax"),
+        Cookie(key=REFRESH_COOKIE, value=refresh, path=_REFRESH_PATH, max_age=REFRESH_TTL_S, httponly=True,
+               secure=secure, samesite="strict"),
+        Cookie(key=ACCESS_COOKIE, value=access, path="/", max_age=ACCESS_TTL_S, httponly=True, secure=secure,
+               samesite="lax"),
         Cookie(key=CSRF_COOKIE, value=new_secret(), path="/", max_age=REFRESH_TTL_S, httponly=False, secure=secure,
                samesite="lax"),
     ], headers={"Cache-Control": "no-store"})
 
 
-def clear_cookies(response: Response) -> Response:
+def clear_cookies(response: Response[R]) -> Response[R]:
     for key, path in ((REFRESH_COOKIE, _REFRESH_PATH), (ACCESS_COOKIE, "/"), (CSRF_COOKIE, "/")):
         response.delete_cookie(key, path=path)
     return response

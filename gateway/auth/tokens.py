@@ -11,6 +11,8 @@ from typing import Literal
 import jwt
 import msgspec
 
+from coaching.errors import SparringError
+
 __all__ = [
     "ACCESS_TTL_S", "REFRESH_TTL_S", "AccessClaims", "InvalidToken", "SupabaseClaims",
     "decode_access_token", "decode_supabase_token", "hash_secret", "issue_access_token", "new_secret",
@@ -23,7 +25,7 @@ _AUDIENCE = "sparring"
 _LEEWAY_S = 10
 
 
-class InvalidToken(Exception):
+class InvalidToken(SparringError):
     """The token is malformed, badly signed, expired or not meant for us."""
 
 

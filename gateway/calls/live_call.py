@@ -158,8 +158,6 @@ class LiveCall:
                     t.speaker == "rep" for t in self.pipeline.history):
                 self._llm_task = asyncio.create_task(self._llm_hint(), name=f"llm-hint-{self.session_id}")
 
-    publish = emit  # TODO(lead): one name once the socket handlers call emit
-
     def _deliver(self, appended: Appended) -> None:
         for entry in appended.entries:
             self._writer.add(self.session.org_id, self.session.id, self.fence, entry)

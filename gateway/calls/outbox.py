@@ -12,6 +12,8 @@ import logging
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
+from gateway.errors import NORMAL, TRY_AGAIN
+
 __all__ = ["Outbox"]
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class Outbox:
     def send_bytes(self, data: bytes) -> None:
         self._put(("bytes", data))
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Closes after everything queued so far has been sent."""
         if not self.closed:
             self.closed = True
@@ -48,7 +50,7 @@ class Outbox:
             return
         if self._queue.qsize() >= self._max_frames:
             self.closed = True
-            self._queue.put_nowait((_CLOSE, (1013, "too far behind; reconnect with last_seq to resume")))
+            self._queue.put_nowait((_CLOSE, (TRY_AGAIN, "too far behind; reconnect with last_seq to resume")))
             return
         self._queue.put_nowait(item)
 

@@ -58,22 +58,31 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
     stt_choice = settings.stt_provider
     if stt_choice == "auto":
         stt_choice = "openai" if "openai" in llm_clients else "local"
-    if stt_choice == "openai" and "openai" not in llm_clients:
-        raise SettingsError("STT_PROVIDER", "openai needs OPENAI_API_KEY")
     # Transcribing or speaking a sentence again is safe: the SDK retries those; the brain is not
     # retried (its breaker moves on to the fallback instead).
     speech_client = llm_clients["openai"].with_options(max_retries=2) if "openai" in llm_clients else None
-    stt: SpeechToText = OpenAISTT(speech_client) if stt_choice == "openai" else WhisperSTT(pool)
+    stt: SpeechToText
+    if stt_choice == "openai":
+        if speech_client is None:
+            raise SettingsError("STT_PROVIDER", "openai needs OPENAI_API_KEY")
+        stt = OpenAISTT(speech_client)
+    else:
+        stt = WhisperSTT(pool)
 
     tts_choice = settings.tts_provider
     if tts_choice == "auto":
         tts_choice = "elevenlabs" if elevenlabs else "openai" if "openai" in llm_clients else "local"
-    if tts_choice == "elevenlabs" and elevenlabs is None:
-        raise SettingsError("TTS_PROVIDER", "elevenlabs needs ELEVENLABS_API_KEY")
-    if tts_choice == "openai" and "openai" not in llm_clients:
-        raise SettingsError("TTS_PROVIDER", "openai needs OPENAI_API_KEY")
-    tts: TextToSpeech = (ElevenLabsTTS(elevenlabs) if tts_choice == "elevenlabs"
-                         else OpenAITTS(speech_client) if tts_choice == "openai" else PiperTTS(pool))
+    tts: TextToSpeech
+    if tts_choice == "elevenlabs":
+        if elevenlabs is None:
+            raise SettingsError("TTS_PROVIDER", "elevenlabs needs ELEVENLABS_API_KEY")
+        tts = ElevenLabsTTS(elevenlabs)
+    elif tts_choice == "openai":
+        if speech_client is None:
+            raise SettingsError("TTS_PROVIDER", "openai needs OPENAI_API_KEY")
+        tts = OpenAITTS(speech_client)
+    else:
+        tts = PiperTTS(pool)
 
     llm_choice = settings.llm_choice
     if llm_choice in ("openai", "openrouter") and llm_choice not in llm_clients:
@@ -90,14 +99,15 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
         idle_s=settings.idle_timeout_seconds, resume_grace_s=settings.resume_grace_seconds,
     )
     llm_hints = None
+    hints_choice = "off"
     hint_backend = next((name for name in (llm_choice, "openrouter", "openai") if name in llm_clients), None)
     if settings.hints_llm == "on" and hint_backend is None:
         raise SettingsError("HINTS_LLM", "on needs OPENROUTER_API_KEY or OPENAI_API_KEY")
     if settings.hints_llm != "off" and hint_backend is not None:
         llm_hints = LlmHinter(LlmBackend(hint_backend, llm_clients[hint_backend], models[hint_backend]),
                               interval_s=settings.hints_llm_interval_seconds)
-    providers = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice,
-                 "hints_llm": hint_backend if llm_hints else "off"}
+        hints_choice = hint_backend
+    providers: dict[str, str] = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice, "hints_llm": hints_choice}
     log.info("call providers chosen", extra=providers)
     return CallServices(personas=personas, stt=stt, tts=tts, brain=brain, pool=pool,
                         options=CallOptions(silence_ms=settings.vad_silence_ms), limits=limits, providers=providers,

@@ -18,6 +18,7 @@ import asyncpg
 
 from coaching.session_log import as_sent
 from gateway.calls.outbox import Outbox
+from gateway.errors import INTERNAL, NORMAL, RESTARTING, TRY_AGAIN
 from gateway.fanout.coordinator import Coordinator, StreamEntry
 from storage import sessions
 from storage.tenancy import Tenant, tenant_tx
@@ -39,7 +40,7 @@ class Watcher:
         self.outbox.send_text(frame)
         self.sent = seq
         if type_ == "session.ended":
-            self.outbox.close(1000, "call ended")
+            self.outbox.close(NORMAL, "call ended")
 
 
 class _Feed:
@@ -68,7 +69,7 @@ class _Feed:
             log.warning("live feed interrupted", extra={"session_id": self.session_id, "error": type(exc).__name__})
             self.dead = True
             for watcher in self.watchers:
-                watcher.outbox.close(1013, "the live feed was interrupted; reconnect with after_seq to resume")
+                watcher.outbox.close(TRY_AGAIN, "the live feed was interrupted; reconnect with after_seq to resume")
 
     def _deliver(self, watcher: Watcher, entry: StreamEntry) -> None:
         if watcher.joining or entry.seq <= watcher.sent:
@@ -103,12 +104,12 @@ class _Feed:
                     watcher.send(entry.seq, entry.type, entry.frame)
                 watcher.joining = False
                 return
-            watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
+            watcher.outbox.close(INTERNAL, "could not load this call's history; reconnect to try again")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # whatever it was, the watcher must not hang in "joining"
             log.warning("watcher catch-up failed", extra={"session_id": self.session_id, "error": type(exc).__name__})
-            watcher.outbox.close(1011, "could not load this call's history; reconnect to try again")
+            watcher.outbox.close(INTERNAL, "could not load this call's history; reconnect to try again")
 
     def stop(self) -> None:
         self.task.cancel()
@@ -156,5 +157,5 @@ class FeedHub:
         for feed in feeds:
             feed.stop()
             for watcher in feed.watchers:
-                watcher.outbox.close(1012, "the server is restarting; reconnect to resume")
+                watcher.outbox.close(RESTARTING, "the server is restarting; reconnect to resume")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.fanout.coordinator import CommandHandler, StreamEntry
 
@@ -22,8 +22,12 @@ class _Stream:
 class MemoryCoordinator:
     shared = False
 
-    def __init__(self, instance_id: str, *, stream_maxlen: int = 1000, stream_ttl_s: float = 3600) -> None:
+    def __init__(self, instance_id: str, *, stream_maxlen: int = 1000, stream_ttl_s: float = 3600,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` (seconds) decides every expiry: of leases, presence and idle streams. Tests pass a
+        fake one to move time instead of sleeping."""
         self.instance_id = instance_id
+        self._clock = clock
         self._maxlen, self._stream_ttl = stream_maxlen, stream_ttl_s
         self._streams: dict[str, _Stream] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -31,7 +35,7 @@ class MemoryCoordinator:
         self._handler: CommandHandler | None = None
 
     def _stream(self, session_id: str) -> _Stream:
-        now = time.monotonic()
+        now = self._clock()
         for key in [k for k, s in self._streams.items() if s.expires < now]:
             del self._streams[key]  # as a Redis stream's key expires an hour after its last event
         stream = self._streams.get(session_id)
@@ -42,7 +46,7 @@ class MemoryCoordinator:
 
     def _holder(self, session_id: str) -> str | None:
         held = self._leases.get(session_id)
-        if held is None or held[1] < time.monotonic():
+        if held is None or held[1] < self._clock():
             self._leases.pop(session_id, None)
             return None
         return held[0]
@@ -51,11 +55,11 @@ class MemoryCoordinator:
         holder = self._holder(session_id)
         if holder not in (None, token):
             return False
-        self._leases[session_id] = (token, time.monotonic() + ttl_ms / 1000)
+        self._leases[session_id] = (token, self._clock() + ttl_ms / 1000)
         stream = self._stream(session_id)
         last = stream.entries[-1].seq if stream.entries else 0
         stream.entries.extend(e for e in entries if e.seq > last)
-        stream.expires = time.monotonic() + self._stream_ttl
+        stream.expires = self._clock() + self._stream_ttl
         async with stream.changed:
             stream.changed.notify_all()
         return True
@@ -75,7 +79,7 @@ class MemoryCoordinator:
     async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
         if self._holder(session_id) not in (None, token):
             return False
-        self._leases[session_id] = (token, time.monotonic() + ttl_ms / 1000)
+        self._leases[session_id] = (token, self._clock() + ttl_ms / 1000)
         return True
 
     async def renew(self, tokens: dict[str, str], ttl_ms: int) -> set[str]:
@@ -106,7 +110,7 @@ class MemoryCoordinator:
             self._handler = None
 
     async def set_present(self, entries: Sequence[tuple[str, str, bytes]], ttl_ms: int) -> None:
-        expires = time.monotonic() + ttl_ms / 1000
+        expires = self._clock() + ttl_ms / 1000
         for org_id, session_id, entry in entries:
             self._presence[org_id][session_id] = (entry, expires)
 
@@ -114,7 +118,7 @@ class MemoryCoordinator:
         self._presence[org_id].pop(session_id, None)
 
     async def live(self, org_id: str) -> list[bytes]:
-        now = time.monotonic()
+        now = self._clock()
         calls = self._presence.get(org_id, {})
         for session_id in [s for s, (_, expires) in calls.items() if expires < now]:
             del calls[session_id]

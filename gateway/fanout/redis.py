@@ -70,6 +70,14 @@ def _channel(instance_id: str) -> str:
     return f"sparring:instance:{instance_id}"
 
 
+def _bytes(value: object) -> bytes:
+    """A value from a reply. redis-py types them `bytes | str`; the client is made without
+    decode_responses (gateway.resources), so they are bytes."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected bytes from Redis, got {type(value).__name__} (is decode_responses on?)")
+    return value
+
+
 class RedisCoordinator:
     shared = True
 
@@ -91,10 +99,13 @@ class RedisCoordinator:
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
         reply = await self._redis.xread({_key(session_id, "events"): f"{after_seq}-0"}, count=500,
                                         block=block_ms if block_ms > 0 else None)
+        if isinstance(reply, dict):
+            raise TypeError("expected a RESP2 XREAD reply (a list of streams)")
         found = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                found.append(StreamEntry(int(entry_id.split(b"-", 1)[0]), fields[b"t"].decode(), fields[b"f"]))
+                found.append(StreamEntry(int(_bytes(entry_id).split(b"-", 1)[0]), _bytes(fields[b"t"]).decode(),
+                                         _bytes(fields[b"f"])))
         return found
 
     async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
@@ -102,7 +113,7 @@ class RedisCoordinator:
         if await self._redis.set(key, token, px=ttl_ms, nx=True):
             return True
         holder = await self._redis.get(key)
-        return holder is not None and holder.decode() == token
+        return holder is not None and _bytes(holder).decode() == token
 
     async def renew(self, tokens: dict[str, str], ttl_ms: int) -> set[str]:
         if not tokens:
@@ -110,14 +121,14 @@ class RedisCoordinator:
         sessions = list(tokens)
         held = await self._renew(keys=[_key(s, "lease") for s in sessions],
                                  args=[ttl_ms, *(tokens[s] for s in sessions)])
-        return {s for s, ok in zip(sessions, held) if not ok}
+        return {s for s, ok in zip(sessions, held, strict=False) if not ok}
 
     async def release(self, session_id: str, token: str) -> None:
         await self._release(keys=[_key(session_id, "lease")], args=[token])
 
     async def lease_holder(self, session_id: str) -> str | None:
         holder = await self._redis.get(_key(session_id, "lease"))
-        return holder.decode() if holder is not None else None
+        return _bytes(holder).decode() if holder is not None else None
 
     async def send(self, instance_id: str, command: bytes) -> bool:
         return await self._redis.publish(_channel(instance_id), command) > 0
@@ -163,11 +174,11 @@ class RedisCoordinator:
     async def live(self, org_id: str) -> list[bytes]:
         key = _org_key(org_id)
         await self._redis.zremrangebyscore(key, "-inf", int(time.time() * 1000))
-        sessions = [s.decode() for s in await self._redis.zrange(key, 0, -1)]
+        sessions = [_bytes(s).decode() for s in await self._redis.zrange(key, 0, -1)]
         if not sessions:
             return []
         entries = await self._redis.mget([_key(s, "presence") for s in sessions])
-        return [e for e in entries if e is not None]
+        return [_bytes(e) for e in entries if e is not None]
 
     async def ping(self) -> None:
         await self._redis.ping()

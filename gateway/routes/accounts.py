@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
+from coaching.errors import SparringError
 from gateway.auth.caller import REFRESH_COOKIE, CallerDep
 from gateway.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signed_in
 from gateway.auth.tokens import hash_secret
-from gateway.errors import ApiError
+from gateway.errors import ApiError, ErrorBody, ErrorDetail
 from gateway.ratelimit import limit_request
 from storage import accounts
 from storage.tenancy import Tenant, set_tenant
@@ -48,8 +50,20 @@ class MeOut(msgspec.Struct):
 _BAD_LOGIN = ApiError(401, "invalid_credentials", "wrong email or password")
 
 
+async def _account(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID) -> accounts.Account:
+    """The account just created or verified in this transaction.
+
+    Raises:
+        SparringError: it is not there (a bug: answered as a logged 500).
+    """
+    account = await accounts.get_account(conn, user_id, org_id)
+    if account is None:
+        raise SparringError(f"account {user_id} in org {org_id} vanished inside its own transaction")
+    return account
+
+
 @post("/api/auth/signup", tags=["auth"], summary="Create an account (and an org, or join one by invite)")
-async def signup(request: Request, state: State, data: JSONBody[SignupIn]) -> Response[AuthOut]:
+async def signup(request: Request[Any, Any, Any], state: State, data: JSONBody[SignupIn]) -> Response[AuthOut]:
     if (data.org_name is None) == (data.invite_code is None):
         raise ApiError(400, "org_or_invite", "give either org_name (a new organization) or invite_code",
                        field="org_name" if data.org_name is None else "invite_code")
@@ -69,6 +83,7 @@ async def signup(request: Request, state: State, data: JSONBody[SignupIn]) -> Re
             # The invite vouches for the membership; background role `system` may write it.
             await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="system"))
         else:
+            assert data.org_name is not None  # exactly one of org_name and invite_code, checked above
             org_id, role = uuid.uuid4(), "admin"
             await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="admin"))
             await accounts.create_org(conn, org_id, data.org_name.strip())
@@ -78,34 +93,35 @@ async def signup(request: Request, state: State, data: JSONBody[SignupIn]) -> Re
             raise ApiError(409, "email_taken", str(taken), field="email") from None
         await accounts.add_membership(conn, org_id, user_id, role)
         await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role=role))
-        account = await accounts.get_account(conn, user_id, org_id)
+        account = await _account(conn, user_id, org_id)
         return await signed_in(request, conn, account, status_code=201)
 
 
 @post("/api/auth/login", tags=["auth"], summary="Log in with email and password", status_code=200)
-async def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[AuthOut]:
+async def login(request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn]) -> Response[AuthOut]:
     client = request.client.host if request.client else "unknown"
     await limit_request(request, "login", f"{client}|{data.email.strip().lower()}")
     async with state.pool.acquire() as conn, conn.transaction():
         user = await accounts.login_user(conn, data.email.strip())
         # Unknown email and wrong password do the same argon2 work and get the same answer.
-        if not await verify_password(user.password_hash if user else None, data.password):
+        verified = await verify_password(user.password_hash if user else None, data.password)
+        if user is None or not verified:
             raise _BAD_LOGIN
         membership = await accounts.primary_membership(conn, user.id)
         if membership is None:
             raise _BAD_LOGIN
         await set_tenant(conn, Tenant(org_id=membership[0], user_id=user.id, role=membership[1]))
-        account = await accounts.get_account(conn, user.id, membership[0])
+        account = await _account(conn, user.id, membership[0])
         return await signed_in(request, conn, account, status_code=200)
 
 
-def _refused(code: str, message: str) -> Response:
-    body = {"error": {"code": code, "message": message}}
+def _refused(code: str, message: str) -> Response[ErrorBody]:
+    body = ErrorBody(ErrorDetail(code, message))
     return clear_cookies(Response(body, status_code=401, headers={"Cache-Control": "no-store"}))
 
 
 @post("/api/auth/refresh", tags=["auth"], summary="Rotate the refresh cookie for a new access token", status_code=200)
-async def refresh(request: Request, state: State) -> Response:
+async def refresh(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     presented = request.cookies.get(REFRESH_COOKIE)
     if not presented:
         return _refused("no_refresh_token", "no refresh cookie was sent; log in again")
@@ -128,7 +144,7 @@ async def refresh(request: Request, state: State) -> Response:
 
 
 @post("/api/auth/logout", tags=["auth"], summary="End this login (revokes its refresh tokens)", status_code=204)
-async def logout(request: Request, state: State) -> Response[None]:
+async def logout(request: Request[Any, Any, Any], state: State) -> Response[None]:
     presented = request.cookies.get(REFRESH_COOKIE)
     if presented:
         async with state.pool.acquire() as conn, conn.transaction():
@@ -141,4 +157,5 @@ async def logout(request: Request, state: State) -> Response[None]:
 
 @get("/api/me", tags=["auth"], summary="The signed-in user, their org and role")
 async def me(caller: CallerDep) -> MeOut:
-    return MeOut(UserOut(caller.user_id, caller.email, caller.name), OrgOut(caller.org_id, caller.org_name), caller.role)
+    return MeOut(UserOut(caller.user_id, caller.email, caller.name), OrgOut(caller.org_id, caller.org_name),
+                 caller.role)

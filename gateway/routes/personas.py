@@ -31,8 +31,9 @@ class PersonaList(msgspec.Struct):
     items: list[dict[str, Any]]
 
 
-def _built_ins(request: Request) -> dict[str, Persona]:
-    return request.app.state.personas
+def _built_ins(request: Request[Any, Any, Any]) -> dict[str, Persona]:
+    personas: dict[str, Persona] = request.app.state.personas
+    return personas
 
 
 def _validate(data: dict[str, Any]) -> Persona:
@@ -45,7 +46,8 @@ def _validate(data: dict[str, Any]) -> Persona:
                        field=field.group(1) if field else None) from None
 
 
-async def resolve_persona(request: Request, db: asyncpg.Connection, persona_id: str) -> tuple[Persona, bool] | None:
+async def resolve_persona(request: Request[Any, Any, Any], db: asyncpg.Connection,
+                          persona_id: str) -> tuple[Persona, bool] | None:
     """A built-in persona, or one of the caller's org's (row-level security hides others')."""
     if persona_id in _built_ins(request):
         return _built_ins(request)[persona_id], True
@@ -54,7 +56,7 @@ async def resolve_persona(request: Request, db: asyncpg.Connection, persona_id: 
 
 
 @get("/api/personas", tags=["personas"], summary="Built-in and your organization's personas")
-async def list_personas(request: Request, caller: CallerDep, db: TenantDb) -> PersonaList:
+async def list_personas(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb) -> PersonaList:
     items = [PersonaOut(p, True).to_json() for p in _built_ins(request).values()]
     items += [PersonaOut(parse_persona(spec, source=spec.get("id", "?")), False).to_json()
               for spec in await store.list_org_personas(db, caller.org_id)]
@@ -62,7 +64,8 @@ async def list_personas(request: Request, caller: CallerDep, db: TenantDb) -> Pe
 
 
 @get("/api/personas/{persona_id:str}", tags=["personas"], summary="One persona")
-async def get_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str]) -> dict[str, Any]:
+async def get_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
+                      persona_id: FromPath[str]) -> dict[str, Any]:
     found = await resolve_persona(request, db, persona_id)
     if found is None:
         raise ApiError(404, "not_found", f"no persona {persona_id!r}")
@@ -70,7 +73,7 @@ async def get_persona(request: Request, caller: CallerDep, db: TenantDb, persona
 
 
 @post("/api/personas", tags=["personas"], summary="Add a persona to your organization (coach, admin)")
-async def create_persona(request: Request, caller: CallerDep, db: TenantDb,
+async def create_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
                          data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     require_role(caller, "coach", "admin")
     slug = re.sub(r"[^a-z0-9]+", "-", str(data.get("name", "persona")).lower()).strip("-")[:40] or "persona"
@@ -80,7 +83,7 @@ async def create_persona(request: Request, caller: CallerDep, db: TenantDb,
 
 
 @patch("/api/personas/{persona_id:str}", tags=["personas"], summary="Change one of your organization's personas")
-async def update_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
+async def update_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
                          data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     require_role(caller, "coach", "admin")
     if persona_id in _built_ins(request):
@@ -95,7 +98,8 @@ async def update_persona(request: Request, caller: CallerDep, db: TenantDb, pers
 
 @delete("/api/personas/{persona_id:str}", tags=["personas"], summary="Remove one of your organization's personas",
         status_code=204)
-async def delete_persona(request: Request, caller: CallerDep, db: TenantDb, persona_id: FromPath[str]) -> None:
+async def delete_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
+                         persona_id: FromPath[str]) -> None:
     require_role(caller, "coach", "admin")
     if persona_id in _built_ins(request):
         raise ApiError(403, "built_in_persona", "built-in personas are read-only")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import asyncpg
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
@@ -91,7 +92,7 @@ def _out(row: store.SessionRow) -> dict[str, Any]:
     )
 
 
-async def _visible(db, session_id: uuid.UUID) -> store.SessionRow:
+async def _visible(db: asyncpg.Connection, session_id: uuid.UUID) -> store.SessionRow:
     row = await store.get_session(db, session_id)
     if row is None:  # absent, deleted, or another org's / another trainee's: all look the same
         raise ApiError(404, "not_found", "no such session")
@@ -99,7 +100,7 @@ async def _visible(db, session_id: uuid.UUID) -> store.SessionRow:
 
 
 @post("/api/sessions", tags=["sessions"], summary="Create a practice session with a persona")
-async def create_session(request: Request, caller: CallerDep, db: TenantDb,
+async def create_session(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
                          data: JSONBody[SessionIn]) -> CreatedSession:
     found = await resolve_persona(request, db, data.persona_id)
     if found is None:
@@ -150,7 +151,8 @@ async def list_session_events(
 
 
 @delete("/api/sessions/{session_id:uuid}", tags=["sessions"], summary="Delete a session (soft)", status_code=204)
-async def delete_session(request: Request, caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> None:
+async def delete_session(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
+                         session_id: FromPath[uuid.UUID]) -> None:
     row = await _visible(db, session_id)
     if row.user_id != caller.user_id and caller.role != "admin":
         raise ApiError(403, "forbidden", "only the rep or an admin can delete a session")
@@ -168,7 +170,8 @@ def _wav_header(data_bytes: int, *, rate: int = 16000, channels: int = 2) -> byt
 
 @get("/api/sessions/{session_id:uuid}/recording", tags=["sessions"],
      summary="The call's audio as WAV: rep left, persona right")
-async def recording(request: Request, caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> Stream:
+async def recording(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
+                    session_id: FromPath[uuid.UUID]) -> Stream:
     row = await _visible(db, session_id)
     if row.recording_blob_id is None:
         raise ApiError(404, "no_recording", "this session has no recording")

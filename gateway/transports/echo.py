@@ -4,12 +4,14 @@ what the gateway receives; it needs a signed-in caller like every other socket."
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 
-from gateway.auth.caller import AuthRefused, authenticate
-from gateway.transports.close_codes import BAD_MESSAGE, TOO_LONG, close_code_for
+from gateway.auth.caller import authenticate
+from gateway.errors import BAD_MESSAGE, TOO_BIG, TOO_LONG, AuthRefused, close_socket
+from gateway.transports.frames import receive_frame
 
 __all__ = ["echo"]
 
@@ -18,29 +20,29 @@ MAX_SECONDS = 60
 
 
 @websocket("/ws/echo")
-async def echo(socket: WebSocket, state: State) -> None:
+async def echo(socket: WebSocket[Any, Any, Any], state: State) -> None:
     # Accept first: a close before accept reaches the browser as a bare 1006 with no reason.
     await socket.accept()
     try:
         async with state.pool.acquire() as conn, conn.transaction():
             await authenticate(socket, conn)
     except AuthRefused as refused:
-        await socket.close(close_code_for(refused), refused.message)
+        await close_socket(socket, refused)
         return
     started = time.monotonic()
     while True:
-        message = await socket.receive()
-        if message["type"] == "websocket.disconnect":
+        frame = await receive_frame(socket)
+        if frame is None:
             return
         if time.monotonic() - started > MAX_SECONDS:
             await socket.close(TOO_LONG, f"the microphone test lasts at most {MAX_SECONDS} s")
             return
-        if message.get("bytes") is not None:
-            if len(message["bytes"]) > MAX_FRAME_BYTES:
-                await socket.close(1009, f"frames are limited to {MAX_FRAME_BYTES} bytes")
+        if (audio := frame.get("bytes")) is not None:
+            if len(audio) > MAX_FRAME_BYTES:
+                await socket.close(TOO_BIG, f"frames are limited to {MAX_FRAME_BYTES} bytes")
                 return
-            await socket.send_bytes(message["bytes"])
-        elif message.get("text") == '{"type":"ping"}':
+            await socket.send_bytes(audio)
+        elif frame.get("text") == '{"type":"ping"}':
             await socket.send_text('{"type":"pong"}')
         else:
             await socket.close(BAD_MESSAGE, "send binary audio frames (or a ping)")

@@ -4,32 +4,36 @@ frames into it. The protocol is in docs/protocol.md."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from coaching.errors import SparringError
 from gateway.calls.outbox import Outbox
-from gateway.calls.registry import CallRefused
-from gateway.transports.session_socket import SocketClosed, open_call, pump
+from gateway.calls.registry import CallRegistry
+from gateway.errors import close_socket
+from gateway.transports.session_socket import open_call, pump
 
 __all__ = ["live_session"]
 
 
 @websocket("/ws/sessions/{session_id:uuid}")
-async def live_session(socket: WebSocket, state: State, session_id: FromPath[uuid.UUID]) -> None:
+async def live_session(socket: WebSocket[Any, Any, Any], state: State, session_id: FromPath[uuid.UUID]) -> None:
     await socket.accept()
     try:
         caller, session, start = await open_call(socket, state, session_id)
-    except SocketClosed as closed:
-        await socket.close(closed.code, closed.reason)
+    except SparringError as refused:  # AuthRefused, RateLimited, CallRefused: gateway/errors.py picks the code
+        await close_socket(socket, refused)
         return
     outbox = Outbox(socket)
+    calls: CallRegistry = state.calls
     try:
-        call = await state.calls.connect(caller, session, start, outbox)
-    except CallRefused as refused:
+        call = await calls.connect(caller, session, start, outbox)
+    except SparringError as refused:  # CallRefused: ended, over the live-call limit, held elsewhere
         outbox.cancel()
-        await socket.close(refused.code, refused.reason)
+        await close_socket(socket, refused)
         return
     try:
         await pump(socket, call, outbox, start)

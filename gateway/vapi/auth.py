@@ -17,14 +17,15 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
-__all__ = ["AuthFailed", "HmacScheme", "WebhookAuth", "sign_hmac", "verify"]
+__all__ = ["AuthFailed", "HmacScheme", "Mode", "WebhookAuth", "parse_mode", "sign_hmac", "verify"]
 
 MAX_SKEW_S = 300
 Mode = Literal["auto", "hmac", "secret", "bearer", "legacy", "none"]
+_MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 class AuthFailed(Exception):
@@ -44,6 +45,20 @@ class WebhookAuth(msgspec.Struct, frozen=True, kw_only=True):
     mode: Mode = "auto"
     secret: str | None = None
     hmac: HmacScheme = HmacScheme()
+
+
+def parse_mode(stored: str | None) -> Mode:
+    """A stored auth mode (an organization's setting) as a `Mode`; unset means "auto".
+
+    Raises:
+        ValueError: for a value that is no mode (the database's CHECK allows only modes).
+    """
+    if not stored:
+        return "auto"
+    for mode in _MODES:
+        if mode == stored:
+            return mode
+    raise ValueError(f"unknown VAPI webhook auth mode {stored!r}")
 
 
 def sign_hmac(scheme: HmacScheme, secret: str, body: bytes, timestamp: str) -> str:
@@ -92,10 +107,10 @@ def verify(auth: WebhookAuth, headers: Mapping[str, str], body: bytes, *, now: f
         if not _same(given.lower(), hmac.new(auth.secret.encode(), body, hashlib.sha256).hexdigest()):
             raise AuthFailed("x-vapi-signature does not match the body")
     elif mode == "secret":
-        given = headers.get("x-vapi-secret")
-        if given is None:
+        inline = headers.get("x-vapi-secret")
+        if inline is None:
             raise AuthFailed("missing x-vapi-secret header")
-        if not _same(given.strip(), auth.secret):
+        if not _same(inline.strip(), auth.secret):
             raise AuthFailed("x-vapi-secret is wrong")
     elif mode == "bearer":
         given = headers.get("authorization", "")

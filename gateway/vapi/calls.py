@@ -109,8 +109,8 @@ class VapiCalls:
                            org_id: uuid.UUID | None) -> store.FoundSession | None:
         """The message's session: by the id the browser passed, else by a call id seen before,
         else a new session in the endpoint's (or the default) org. None: nobody to give it to."""
-        found = await store.find_session(conn, self.claimed_session(message.call.session_ref() if message.call else None),
-                                         message.call_id)
+        claimed = self.claimed_session(message.call.session_ref() if message.call else None)
+        found = await store.find_session(conn, claimed, message.call_id)
         if found is not None and org_id is not None and found.org_id != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:

@@ -18,7 +18,8 @@ __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
     "Unhandled", "UserInterrupted", "decode_message", "session_ref_in", "tool_calls_of",
-    "Accepted", "Artifact", "Monitor", "AssistantReply", "FunctionResult", "Reply", "ReportMessage", "ToolResult", "ToolResults",
+    "Accepted", "Artifact", "AssistantReply", "FunctionResult", "Monitor", "Reply", "ReportMessage", "ToolResult",
+    "ToolResults",
 ]
 
 

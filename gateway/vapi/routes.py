@@ -21,7 +21,7 @@ from gateway.errors import ApiError
 from gateway.ratelimit import limit_request
 from gateway.settings import Settings
 from gateway.vapi import messages as m
-from gateway.vapi.auth import AuthFailed, HmacScheme, WebhookAuth, verify
+from gateway.vapi.auth import AuthFailed, HmacScheme, WebhookAuth, parse_mode, verify
 from gateway.vapi.llm import ChatRequest, history_of, sse_chunks, whole_completion
 from storage import sessions
 from storage import vapi as store
@@ -46,7 +46,7 @@ async def _auth_for(state: State, org_id: uuid.UUID | None) -> WebhookAuth:
                            hmac=hmac_scheme(settings))
     async with tenant_tx(state.pool, Tenant(org_id=org_id, role="system")) as conn:
         own = await store.get_org_vapi(conn, org_id)
-    return WebhookAuth(mode=own.auth_mode or "auto", secret=own.secret, hmac=hmac_scheme(settings))
+    return WebhookAuth(mode=parse_mode(own.auth_mode), secret=own.secret, hmac=hmac_scheme(settings))
 
 
 async def _verified(request: Request, state: State, org_id: uuid.UUID | None) -> bytes:
@@ -159,7 +159,7 @@ class OrgVapiIn(msgspec.Struct, forbid_unknown_fields=True):
 
 def _org_out(state: State, org_id: uuid.UUID, own: store.VapiOrgSettings) -> OrgVapiOut:
     base = state.settings.site_url or ""
-    return OrgVapiOut(webhook_url=f"{base}/api/vapi/webhook/{org_id}", auth_mode=own.auth_mode or "auto",
+    return OrgVapiOut(webhook_url=f"{base}/api/vapi/webhook/{org_id}", auth_mode=parse_mode(own.auth_mode),
                       secret_set=bool(own.secret), default_persona_id=own.default_persona_id,
                       phone_numbers=own.phone_numbers)
 

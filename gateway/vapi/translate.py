@@ -143,9 +143,9 @@ def report_finals(report: m.EndOfCallReport, session_id: str) -> list[Event]:
         found = _TRANSCRIPT_LINE.match(line)
         if not found:
             continue
-        speaker: Speaker = "persona" if found.group(1).lower() in ("ai", "assistant", "bot") else "rep"
+        line_speaker: Speaker = "persona" if found.group(1).lower() in ("ai", "assistant", "bot") else "rep"
         length = len(found.group(2).split()) * WORD_MS
-        finals.append(TranscriptFinal(session_id=session_id, ts=0, speaker=speaker, text=found.group(2).strip(),
+        finals.append(TranscriptFinal(session_id=session_id, ts=0, speaker=line_speaker, text=found.group(2).strip(),
                                       start_ms=clock, end_ms=clock + length, segment_id=f"vapi-report-{i}"))
         clock += length
     return finals

@@ -6,8 +6,8 @@ import pytest
 from coaching.audio.pcm import Resampler, rms_dbfs
 from coaching.audio.recording import StereoRecorder
 from coaching.audio.vad import TurnDetector
-from coaching.call import spoken_prefix
 from coaching.providers.breaker import CircuitBreaker
+from coaching.speech import spoken_prefix
 from tests.fixtures.speech import silence, speech_pcm
 
 

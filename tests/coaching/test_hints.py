@@ -25,8 +25,10 @@ class Call:
 
 def test_monologue_over_75_seconds_warns_with_evidence():
     call = Call()
-    assert call.say("rep", "Let me tell you about our platform and everything it does for teams like yours.", 0, 40) == []
-    assert call.say("rep", "And there is more: integrations, reporting, dashboards and a mobile app.", 40, 80) == ["monologue"]
+    opening = "Let me tell you about our platform and everything it does for teams like yours."
+    assert call.say("rep", opening, 0, 40) == []
+    more = "And there is more: integrations, reporting, dashboards and a mobile app."
+    assert call.say("rep", more, 40, 80) == ["monologue"]
     hint = call.hints[-1]
     assert hint.severity == "warning" and hint.evidence.segment_id == "rep-2"
     assert hint.evidence.quote.startswith("And there is more")

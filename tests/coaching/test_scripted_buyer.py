@@ -25,12 +25,14 @@ def talk(persona, *lines):
 def test_pains_stay_hidden_until_a_discovery_question_earns_them():
     (pitch, _), = talk(CFO, "We have the best freight audit platform on the market.")
     assert all(p.reveal not in pitch for p in CFO.pains)
-    (_, _), (answer, _) = talk(CFO, "Hi Dana, this is Sam from Acme.", "How does your month-end close process work today?")
+    (_, _), (answer, _) = talk(CFO, "Hi Dana, this is Sam from Acme.",
+                               "How does your month-end close process work today?")
     assert answer == CFO.pains[0].reveal
 
 
 def test_price_coming_up_raises_the_price_objection_until_value_answers_it():
-    replies = talk(CFO, "What's your budget for this?", "Fair question. It pays for itself: payback inside two quarters.")
+    replies = talk(CFO, "What's your budget for this?",
+                   "Fair question. It pays for itself: payback inside two quarters.")
     price = next(o for o in CFO.objections if o.id == "price")
     assert replies[0][0] == price.text
     assert replies[1][0].startswith(price.resolved_reply)

@@ -7,7 +7,15 @@ import pytest
 
 from coaching.errors import SparringError
 from coaching.events import (
-    AudioFormat, Hint, PersonaReply, Sender, SessionEnded, SessionStarted, TranscriptFinal, Whisper, decode_event,
+    AudioFormat,
+    Hint,
+    PersonaReply,
+    Sender,
+    SessionEnded,
+    SessionStarted,
+    TranscriptFinal,
+    Whisper,
+    decode_event,
 )
 from coaching.hints import HintOptions
 from coaching.session_log import SessionLog

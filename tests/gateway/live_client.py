@@ -30,8 +30,11 @@ class LiveClient:
         self._ws = await connect(self.url, max_size=None)
         self._reader = asyncio.create_task(self._read())
         if start:
-            await self.send({"type": "start", "protocol": 1, "last_seq": last_seq,
-                             "audio": {"encoding": "pcm_s16le", "sample_rate": sample_rate, "channels": 1}})
+            try:
+                await self.send({"type": "start", "protocol": 1, "last_seq": last_seq,
+                                 "audio": {"encoding": "pcm_s16le", "sample_rate": sample_rate, "channels": 1}})
+            except ConnectionClosed:
+                pass  # refused before `start` arrived (no token, not theirs): the reader has the close code
         return self
 
     async def send(self, message: dict | str | bytes) -> None:

@@ -14,7 +14,8 @@ async def test_audit_rows_record_who_did_what_without_secrets(app_pool, db):
     async with tenant_tx(app_pool, admin) as conn:
         await conn.execute("INSERT INTO organizations (id, name) VALUES ($1, 'Acme')", org)
         await conn.execute(
-            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, 'ann@example.com', 'Ann', 'argon2-secret')", user)
+            "INSERT INTO users (id, email, name, password_hash)"
+            " VALUES ($1, 'ann@example.com', 'Ann', 'argon2-secret')", user)
         await conn.execute("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'admin')", org, user)
     async with tenant_tx(app_pool, admin) as conn:
         await conn.execute("UPDATE memberships SET role = 'coach' WHERE user_id = $1", user)
@@ -37,7 +38,8 @@ async def test_session_activity_touches_are_not_audited_but_status_changes_are(a
     await db.execute("INSERT INTO organizations (id, name) VALUES ($1, 'Acme')", org)
     await db.execute("INSERT INTO users (id, email, name) VALUES ($1, 'r@example.com', 'R')", user)
     session = await db.fetchval(
-        "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot) VALUES ($1, $2, 'cfo', '{}') RETURNING id",
+        "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot)"
+        " VALUES ($1, $2, 'cfo', '{}') RETURNING id",
         org, user)
     async with tenant_tx(app_pool, Tenant(org_id=org, user_id=user, role="trainee")) as conn:
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = $1", session)
@@ -54,5 +56,6 @@ async def test_app_role_cannot_write_or_change_the_audit_log(app_pool, db):
                     "UPDATE audit_log SET row_id = 'x'", "DELETE FROM audit_log"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
-                    await conn.execute("SELECT set_config('app.org_id', $1, true), set_config('app.role', 'admin', true)", str(org))
+                    await conn.execute(
+                        "SELECT set_config('app.org_id', $1, true), set_config('app.role', 'admin', true)", str(org))
                     await conn.execute(sql)

@@ -24,7 +24,8 @@ async def seed_org(db, *, name: str) -> dict:
         await db.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, $3)", user, f"{user}@example.com", role)
         await db.execute("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)", org, user, role)
     await db.execute(
-        "INSERT INTO invites (org_id, code_hash, role, expires_at) VALUES ($1, $2, 'trainee', now() + interval '1 day')",
+        "INSERT INTO invites (org_id, code_hash, role, expires_at)"
+        " VALUES ($1, $2, 'trainee', now() + interval '1 day')",
         org, uuid.uuid4().hex)
     await db.execute(
         "INSERT INTO refresh_tokens (user_id, org_id, family_id, token_hash, expires_at)"
@@ -32,12 +33,15 @@ async def seed_org(db, *, name: str) -> dict:
     await db.execute("INSERT INTO org_settings (org_id) VALUES ($1)", org)
     await db.execute("INSERT INTO vapi_phone_numbers (phone_number, org_id, persona_id) VALUES ($1, $2, 'cfo')",
                      f"+1555{uuid.uuid4().int % 10**7:07d}", org)
-    await db.execute("INSERT INTO personas (id, org_id, name, spec) VALUES ($1, $2, 'P', '{}')", f"p-{org.hex[:8]}", org)
+    await db.execute("INSERT INTO personas (id, org_id, name, spec) VALUES ($1, $2, 'P', '{}')",
+                     f"p-{org.hex[:8]}", org)
     await db.execute(
-        "INSERT INTO roleplay_sessions (id, org_id, user_id, persona_id, persona_snapshot) VALUES ($1, $2, $3, 'cfo', '{}')",
+        "INSERT INTO roleplay_sessions (id, org_id, user_id, persona_id, persona_snapshot)"
+        " VALUES ($1, $2, $3, 'cfo', '{}')",
         session, org, trainee)
     await db.execute(
-        "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, 1, $2, 'session.started', '{}')",
+        "INSERT INTO session_events (session_id, seq, org_id, type, payload)"
+        " VALUES ($1, 1, $2, 'session.started', '{}')",
         session, org)
     await db.execute(
         "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms)"
@@ -50,11 +54,13 @@ async def seed_org(db, *, name: str) -> dict:
                      blob, org, trainee)
     await db.execute("INSERT INTO blob_chunks (blob_id, idx, org_id, data) VALUES ($1, 0, $2, 'x')", blob, org)
     await db.execute(
-        "INSERT INTO call_uploads (id, org_id, user_id, filename, content_type, blob_id) VALUES ($1, $2, $3, 'a.wav', 'audio/wav', $4)",
+        "INSERT INTO call_uploads (id, org_id, user_id, filename, content_type, blob_id)"
+        " VALUES ($1, $2, $3, 'a.wav', 'audio/wav', $4)",
         upload, org, trainee, blob)
     await db.execute("INSERT INTO jobs (org_id, kind) VALUES ($1, 'score_session')", org)
     await db.execute(
-        "INSERT INTO webhook_inbox (org_id, provider, dedupe_key, message_type, payload) VALUES ($1, 'vapi', $2, 'status-update', '{}')",
+        "INSERT INTO webhook_inbox (org_id, provider, dedupe_key, message_type, payload)"
+        " VALUES ($1, 'vapi', $2, 'status-update', '{}')",
         org, uuid.uuid4().hex)
     await db.execute("INSERT INTO knowledge_base (org_id, source, content) VALUES ($1, 'playbook', 'text')", org)
     await db.execute("INSERT INTO curriculum_progress (org_id, user_id, module_id) VALUES ($1, $2, 'discovery')",
@@ -111,7 +117,8 @@ async def test_trainee_cannot_write_a_row_for_another_org(db, app_pool):
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
         async with tenant_tx(app_pool, Tenant(org_id=a["org"], user_id=a["trainee"], role="trainee")) as conn:
             await conn.execute(
-                "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot) VALUES ($1, $2, 'x', '{}')",
+                "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot)"
+                " VALUES ($1, $2, 'x', '{}')",
                 b["org"], a["trainee"])
 
 
@@ -140,11 +147,13 @@ async def test_match_knowledge_ranks_by_cosine_within_the_callers_org(db, app_po
     async with tenant_tx(app_pool, Tenant(org_id=a["org"], role="admin")) as conn:
         for org, source, content, emb in rows[:2]:
             await conn.execute(
-                "INSERT INTO knowledge_base (org_id, source, content, embedding, embedding_model) VALUES ($1, $2, $3, $4, 'm')",
+                "INSERT INTO knowledge_base (org_id, source, content, embedding, embedding_model)"
+                " VALUES ($1, $2, $3, $4, 'm')",
                 org, source, content, emb)
     for org, source, content, emb in rows[2:]:
         await db.execute(
-            "INSERT INTO knowledge_base (org_id, source, content, embedding, embedding_model) VALUES ($1, $2, $3, $4::float4[]::vector, 'm')",
+            "INSERT INTO knowledge_base (org_id, source, content, embedding, embedding_model)"
+            " VALUES ($1, $2, $3, $4::float4[]::vector, 'm')",
             org, source, content, emb)
     async with tenant_tx(app_pool, Tenant(org_id=a["org"], user_id=a["trainee"], role="trainee")) as conn:
         found = await conn.fetch("SELECT content, similarity FROM match_knowledge($1, 0.5, 5, NULL)", vec(1, 0, 0))

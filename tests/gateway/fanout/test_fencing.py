@@ -7,11 +7,11 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from coaching.session_log import LogEntry, Segment
 from gateway.fanout.coordinator import StreamEntry
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
 from storage.event_writer import EventWriter
-from coaching.session_log import LogEntry, Segment
 from storage.sessions import claim_session
 from storage.tenancy import Tenant, tenant_tx
 

@@ -65,7 +65,8 @@ async def test_signup_with_a_taken_email_in_any_case_is_409(client):
     response = await client.post("/api/auth/signup", json={
         "email": email.upper(), "password": PASSWORD, "name": "Twin", "org_name": "Other"})
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "email_taken", "message": "an account with this email exists; log in instead",
+    assert response.json()["error"] == {"code": "email_taken",
+                                        "message": "an account with this email exists; log in instead",
                                         "field": "email"}
 
 
@@ -83,7 +84,8 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(client):
     wrong = await client.post("/api/auth/login", json={"email": created["user"]["email"], "password": "nope-nope-nope"})
     unknown = await client.post("/api/auth/login", json={"email": unique_email(), "password": PASSWORD})
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {"error": {"code": "invalid_credentials", "message": "wrong email or password"}}
+    assert wrong.json() == unknown.json() == {
+        "error": {"code": "invalid_credentials", "message": "wrong email or password"}}
 
 
 async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_whole_login(base_url):
@@ -110,7 +112,8 @@ async def test_logout_revokes_the_refresh_token_and_clears_cookies(base_url):
         token = client.cookies.get("sparring_refresh")
         response = await client.post("/api/auth/logout")
         assert response.status_code == 204
-        assert any(h.startswith('sparring_refresh=""') or "Max-Age=0" in h for h in response.headers.get_list("set-cookie"))
+        assert any(h.startswith('sparring_refresh=""') or "Max-Age=0" in h
+                   for h in response.headers.get_list("set-cookie"))
     async with httpx.AsyncClient(base_url=base_url, cookies={"sparring_refresh": token}) as client:
         assert (await client.post("/api/auth/refresh")).status_code == 401
 
@@ -175,7 +178,8 @@ async def test_supabase_access_token_maps_to_the_user_by_external_id(client, mod
     external_id = str(uuid.uuid4())
     db = await asyncpg.connect(module_database_url)
     try:
-        await db.execute("UPDATE users SET external_id = $1 WHERE id = $2", external_id, uuid.UUID(created["user"]["id"]))
+        await db.execute("UPDATE users SET external_id = $1 WHERE id = $2",
+                         external_id, uuid.UUID(created["user"]["id"]))
     finally:
         await db.close()
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {supabase_token(external_id)}"})
@@ -183,7 +187,8 @@ async def test_supabase_access_token_maps_to_the_user_by_external_id(client, mod
     assert me.json()["user"]["id"] == created["user"]["id"] and me.json()["role"] == "admin"
     unknown = await client.get("/api/me", headers={"Authorization": f"Bearer {supabase_token(str(uuid.uuid4()))}"})
     assert unknown.status_code == 401 and unknown.json()["error"]["code"] == "unknown_account"
-    wrong_aud = await client.get("/api/me", headers={"Authorization": f"Bearer {supabase_token(external_id, aud='anon')}"})
+    wrong_aud = await client.get(
+        "/api/me", headers={"Authorization": f"Bearer {supabase_token(external_id, aud='anon')}"})
     assert wrong_aud.status_code == 401
     wrong_key = await client.get(
         "/api/me", headers={"Authorization": f"Bearer {supabase_token(external_id, secret='x' * 40)}"})

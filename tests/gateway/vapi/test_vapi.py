@@ -17,7 +17,7 @@ from gateway.app import create_app, serve_app
 from gateway.vapi.assistant import session_token
 from tests.conftest import TEST_JWT_SECRET, make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
-from tests.gateway.test_watch import numbered, watcher
+from tests.gateway.calls.test_watch import numbered, watcher
 from tests.gateway.vapi_helpers import FIXTURES, SECRET, deliver, payload, signed
 from tests.servers import run_asgi
 
@@ -113,7 +113,8 @@ async def test_tampered_wrong_stale_or_missing_credentials_are_401_saying_which_
     stale = await client.post("/api/vapi/webhook", content=body,
                               headers=signed(body, timestamp=str(int(time.time()) - 600)))
     assert stale.status_code == 401 and "300 s" in stale.json()["error"]["message"]
-    in_ms = await client.post("/api/vapi/webhook", content=body, headers=signed(body, timestamp=str(int(time.time() * 1000))))
+    in_ms = await client.post("/api/vapi/webhook", content=body,
+                              headers=signed(body, timestamp=str(int(time.time() * 1000))))
     assert in_ms.status_code == 200, "millisecond timestamps are accepted too"
     missing = await client.post("/api/vapi/webhook", content=body, headers={"content-type": "application/json"})
     assert missing.status_code == 401 and "no VAPI credentials" in missing.json()["error"]["message"]
@@ -123,7 +124,8 @@ async def test_tampered_wrong_stale_or_missing_credentials_are_401_saying_which_
 
 
 async def test_malformed_is_400_and_an_unknown_type_is_200(client):
-    for body in (b"{not json", b'{"nope": 1}', b'{"message": {"no_type": true}}', b'{"message": {"type": "transcript"}}'):
+    for body in (b"{not json", b'{"nope": 1}', b'{"message": {"no_type": true}}',
+                 b'{"message": {"type": "transcript"}}'):
         response = await deliver(client, body)
         assert response.status_code == 400, body
         assert response.json()["error"]["code"] == "not_a_vapi_message"
@@ -271,7 +273,8 @@ async def test_a_report_before_ended_ends_the_call_with_the_reports_transcript(c
     assert len(await stored_events(module_database_url, sid)) == 5
 
 
-async def test_a_legacy_report_without_artifact_messages_gives_the_transcript_from_its_text(client, module_database_url):
+async def test_a_legacy_report_without_artifact_messages_gives_the_transcript_from_its_text(
+        client, module_database_url):
     rep = await signup(client)
     sid = (await vapi_session(client, rep))["id"]
     body = payload("end-of-call-report-legacy", session_id=sid)
@@ -337,7 +340,8 @@ async def test_assistant_request_answers_the_persona_mapped_to_the_phone_number(
     org = admin["org"]["id"]
     number = f"+1555{uuid.uuid4().int % 10**7:07d}"
     own_secret = "assistant-org-secret-0123456789"
-    saved = await client.put("/api/orgs/vapi", json={"webhook_secret": own_secret, "default_persona_id": "skeptical-cfo",
+    saved = await client.put("/api/orgs/vapi", json={"webhook_secret": own_secret,
+                                                    "default_persona_id": "skeptical-cfo",
                                                     "phone_numbers": {number: "skeptical-cfo"}}, headers=bearer(admin))
     assert saved.status_code == 200 and saved.json()["phone_numbers"] == {number: "skeptical-cfo"}
     for path, secret in ((f"/api/vapi/webhook/{org}", own_secret), ("/api/vapi/webhook", SECRET)):
@@ -366,7 +370,8 @@ async def test_the_custom_llm_streams_sse_the_openai_sdk_consumes(base_url, clie
                   {"role": "user", "content": "How does your month end close work today?"}],
         extra_body={"call": {"id": "call-llm", "assistantOverrides": {"variableValues": {
             "sparring_session_id": sid, "sparring_session_token": session_token(TEST_JWT_SECRET, sid)}}}})
-    deltas = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    deltas = [chunk.choices[0].delta.content async for chunk in stream
+              if chunk.choices and chunk.choices[0].delta.content]
     assert len(deltas) >= 1 and "".join(deltas).strip()
     prefixed = openai.AsyncOpenAI(base_url=f"{base_url}/api/vapi/llm/some/prefix", api_key=LLM_KEY, max_retries=0)
     whole = await prefixed.chat.completions.create(model="skeptical-cfo",

@@ -7,8 +7,8 @@ import pytest
 
 from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
+from tests.gateway.calls.test_watch import numbered, team, watcher
 from tests.gateway.live_client import LiveClient
-from tests.gateway.test_watch import numbered, team, watcher
 from tests.processes import RedisServer
 from tests.servers import run_asgi
 

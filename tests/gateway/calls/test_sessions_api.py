@@ -44,7 +44,8 @@ async def test_unknown_persona_is_400_naming_the_field(client, team):
 
 
 async def test_trainees_list_their_own_sessions_and_coaches_the_orgs(client, team):
-    mine = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(team["rep"]))).json()
+    mine = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                              headers=bearer(team["rep"]))).json()
     theirs = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
                                 headers=bearer(team["other"]))).json()
     listed = (await client.get("/api/sessions", headers=bearer(team["rep"]))).json()["items"]
@@ -62,7 +63,8 @@ async def test_trainees_list_their_own_sessions_and_coaches_the_orgs(client, tea
 
 
 async def test_another_orgs_session_is_404_everywhere(client, team):
-    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(team["rep"]))).json()
+    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                                 headers=bearer(team["rep"]))).json()
     stranger = await signup(client)
     for path in (f"/api/sessions/{session['id']}", f"/api/sessions/{session['id']}/events",
                  f"/api/sessions/{session['id']}/recording"):
@@ -71,7 +73,8 @@ async def test_another_orgs_session_is_404_everywhere(client, team):
 
 
 async def test_events_paging_is_bounded(client, team):
-    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(team["rep"]))).json()
+    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                                 headers=bearer(team["rep"]))).json()
     ok = await client.get(f"/api/sessions/{session['id']}/events", params={"after_seq": 0, "limit": 1000},
                           headers=bearer(team["rep"]))
     assert ok.status_code == 200 and ok.json() == {"items": []}
@@ -81,7 +84,8 @@ async def test_events_paging_is_bounded(client, team):
 
 
 async def test_deleted_session_is_gone_from_reads(client, team):
-    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(team["rep"]))).json()
+    session = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                                 headers=bearer(team["rep"]))).json()
     assert (await client.delete(f"/api/sessions/{session['id']}", headers=bearer(team["coach"]))).status_code == 403
     assert (await client.delete(f"/api/sessions/{session['id']}", headers=bearer(team["rep"]))).status_code == 204
     assert (await client.get(f"/api/sessions/{session['id']}", headers=bearer(team["rep"]))).status_code == 404
@@ -106,7 +110,8 @@ async def test_coaches_add_org_personas_that_other_orgs_never_see(client, team):
     assert persona["id"] in {p["id"] for p in listed}
     session = await client.post("/api/sessions", json={"persona_id": persona["id"]}, headers=bearer(team["rep"]))
     assert session.status_code == 201
-    changed = await client.patch(f"/api/personas/{persona['id']}", json={"difficulty": 5}, headers=bearer(team["admin"]))
+    changed = await client.patch(f"/api/personas/{persona['id']}", json={"difficulty": 5},
+                                 headers=bearer(team["admin"]))
     assert changed.status_code == 200 and changed.json()["difficulty"] == 5
     stranger = await signup(client)
     assert persona["id"] not in str((await client.get("/api/personas", headers=bearer(stranger))).json())

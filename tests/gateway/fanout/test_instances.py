@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.gateway.accounts_helpers import bearer, eventually, signup, unique_email
+from tests.gateway.calls.test_watch import numbered, team, watcher
 from tests.gateway.live_client import LiveClient
-from tests.gateway.test_watch import numbered, team, watcher
 from tests.gateway.vapi_helpers import SECRET, deliver, payload
 from tests.processes import gateway_process
 
@@ -128,7 +128,8 @@ async def test_the_login_limit_holds_across_both_instances(pair):
             response = await http.post(f"{url}/api/auth/login", json={"email": email, "password": "wrong-password"})
             statuses.append(response.status_code)
             answers.append(response)
-        other = await http.post(f"{pair[1].url}/api/auth/login", json={"email": unique_email("other"), "password": "x" * 12})
+        other = await http.post(f"{pair[1].url}/api/auth/login",
+                                json={"email": unique_email("other"), "password": "x" * 12})
     assert statuses.count(401) == 5 and statuses.count(429) == 7, statuses
     now = time.time()
     for i, response in enumerate(answers):
@@ -180,7 +181,8 @@ async def test_a_coach_on_b_sees_a_vapi_call_whose_webhooks_land_on_both_instanc
                              headers=bearer(rep))).json()["id"]
     watch = await watcher(b.url, sid, coach["access_token"]).open(start=False)
     call_id = f"call-{time.time_ns()}"
-    async with httpx.AsyncClient(base_url=a.url, timeout=10) as on_a, httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
+    async with (httpx.AsyncClient(base_url=a.url, timeout=10) as on_a,
+                httpx.AsyncClient(base_url=b.url, timeout=10) as on_b):
         for i, name in enumerate(("status-update-in-progress", "transcript-final-user", "transcript-final-assistant")):
             target = (on_a, on_b)[i % 2]
             assert (await deliver(target, payload(name, call_id=call_id, session_id=sid))).status_code == 200
@@ -191,3 +193,44 @@ async def test_a_coach_on_b_sees_a_vapi_call_whose_webhooks_land_on_both_instanc
         assert [e["seq"] for e in numbered(watch.events)] == list(range(1, len(numbered(watch.events)) + 1))
         assert (await deliver(on_a, payload("status-update-ended", call_id=call_id, session_id=sid))).status_code == 200
     assert (await watch.wait_closed())[0] == 1000
+
+
+async def stored_hints(database_url: str, session_id: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT payload->>'kind' AS kind FROM session_events WHERE session_id = $1"
+                                " AND type = 'hint' ORDER BY seq", session_id)
+    finally:
+        await conn.close()
+    return [r["kind"] for r in rows]
+
+
+async def test_a_call_rebuilt_on_another_instance_raises_exactly_the_hints_of_an_uninterrupted_one(
+        pair, client, module_database_url):
+    a, b = pair
+    rep = await signup(client)
+
+    async def practice(*, move_to_b: bool) -> list[str]:
+        session = await client.post("/api/sessions", json={"persona_id": "busy-it-director"}, headers=bearer(rep))
+        session_id = session.json()["id"]
+        call = await LiveClient(a.url, session_id, rep["access_token"]).open()
+        await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona")  # the greeting
+        objection = await call.talk("What does the pricing look like for a team of forty engineers?")
+        assert "Budget is locked" in objection["text"]
+        await call.wait_for(lambda e: e["type"] == "hint" and e["kind"] == "objection_price")
+        if move_to_b:
+            last_seq = numbered(call.events)[-1]["seq"]
+            await call.close()  # dropped on A; the rep comes back on B, which rebuilds the call from its log
+            call = await LiveClient(b.url, session_id, rep["access_token"]).open(last_seq=last_seq)
+            await call.wait_for(lambda e: e["type"] == "session.started" and e["resumed"], timeout=TTL_S + 15)
+        # The buyer mentions budget again within a minute: the price hint must not repeat.
+        resolved = await call.talk("We could start with a small pilot billed per month so you can see the value first.")
+        assert "pilot might fit the discretionary budget" in resolved["text"]
+        await call.send({"type": "end"})
+        await call.wait_closed()
+        return await stored_hints(module_database_url, session_id)
+
+    uninterrupted = await practice(move_to_b=False)
+    rebuilt = await practice(move_to_b=True)
+    assert uninterrupted.count("objection_price") == 1
+    assert rebuilt == uninterrupted

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.settings import ENV_VARS, SettingsError, load_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SPARRING = Path(sys.executable).with_name("sparring")
 
 
@@ -40,7 +40,8 @@ def test_every_documented_variable_is_read():
     [
         ({"PORT": "eighty"}, "PORT: expected a whole number, got 'eighty'"),
         ({"PORT": "70000"}, "PORT: expected a number from 1 to 65535, got 70000"),
-        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'LOUD'"),
+        ({"LOG_LEVEL": "loud"},
+         "LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got 'LOUD'"),
         ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: expected a postgres:// or postgresql:// URL"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL: expected a redis:// or rediss:// or unix:// URL"),
         ({"SITE_URL": "https://"}, "SITE_URL: the URL has no host"),

@@ -1,5 +1,5 @@
 """Coaches watching a call on one instance (the in-process bus): history then live, whispers and
-their audit trail, the live list, refusals, replays. Across instances: test_instances.py."""
+their audit trail, the live list, refusals, replays. Across instances: fanout/test_instances.py."""
 
 import httpx
 

@@ -23,7 +23,8 @@ async def add_session(db, auth: dict, *, text: str = "hello there") -> uuid.UUID
         "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, status)"
         " VALUES ($1, $2, 'skeptical-cfo', '{\"name\": \"Dana\"}', 'ended') RETURNING id", org, user)
     await db.execute(
-        "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, 1, $2, 'transcript.final', $3)",
+        "INSERT INTO session_events (session_id, seq, org_id, type, payload)"
+        " VALUES ($1, 1, $2, 'transcript.final', $3)",
         session, org, f'{{"text": "{text}"}}')
     await db.execute(
         "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms)"
@@ -112,8 +113,9 @@ async def test_deleted_account_loses_its_data_keeps_an_anonymous_audit_row_and_c
     admin = await signup(client)
     rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
     session = await add_session(db, rep)
-    blob = await db.fetchval("INSERT INTO blobs (org_id, owner_id, content_type) VALUES ($1, $2, 'audio/wav') RETURNING id",
-                             uuid.UUID(rep["org"]["id"]), uuid.UUID(rep["user"]["id"]))
+    blob = await db.fetchval(
+        "INSERT INTO blobs (org_id, owner_id, content_type) VALUES ($1, $2, 'audio/wav') RETURNING id",
+        uuid.UUID(rep["org"]["id"]), uuid.UUID(rep["user"]["id"]))
     await db.execute("INSERT INTO blob_chunks (blob_id, idx, org_id, data) VALUES ($1, 0, $2, 'pcm')",
                      blob, uuid.UUID(rep["org"]["id"]))
     response = await client.post("/api/user/delete", headers=bearer(rep))
@@ -121,7 +123,8 @@ async def test_deleted_account_loses_its_data_keeps_an_anonymous_audit_row_and_c
     user_id = uuid.UUID(rep["user"]["id"])
     for sql in ("SELECT count(*) FROM users WHERE id = $1", "SELECT count(*) FROM memberships WHERE user_id = $1",
                 "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1",
-                "SELECT count(*) FROM blobs WHERE owner_id = $1", "SELECT count(*) FROM refresh_tokens WHERE user_id = $1"):
+                "SELECT count(*) FROM blobs WHERE owner_id = $1",
+                "SELECT count(*) FROM refresh_tokens WHERE user_id = $1"):
         assert await db.fetchval(sql, user_id) == 0, sql
     assert await db.fetchval("SELECT count(*) FROM session_events WHERE session_id = $1", session) == 0
     assert await db.fetchval("SELECT count(*) FROM blob_chunks WHERE blob_id = $1", blob) == 0
@@ -162,7 +165,8 @@ async def test_curriculum_lists_modules_with_my_progress(client):
     assert again.json()["completed_at"] == done.json()["completed_at"]
     mine = {m["id"]: m["status"] for m in (await client.get("/api/curriculum", headers=bearer(rep))).json()["items"]}
     assert mine["objection-handling"] == "completed"
-    theirs = {m["id"]: m["status"] for m in (await client.get("/api/curriculum", headers=bearer(admin))).json()["items"]}
+    theirs = {m["id"]: m["status"]
+              for m in (await client.get("/api/curriculum", headers=bearer(admin))).json()["items"]}
     assert theirs["objection-handling"] == "not_started"
     missing = await client.post("/api/curriculum/juggling/complete", headers=bearer(rep))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

@@ -88,7 +88,8 @@ async def test_valid_body_is_accepted(client):
 
 
 async def test_malformed_json_is_400_with_error_body(client):
-    response = await client.post("/api/test/probe", content=b'{"name": "a",', headers={"content-type": "application/json"})
+    response = await client.post("/api/test/probe", content=b'{"name": "a",',
+                                 headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json() == {"error": {"code": "malformed_json", "message": "the request body is not valid JSON"}}
 

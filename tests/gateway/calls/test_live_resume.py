@@ -116,7 +116,8 @@ async def test_a_restarted_gateway_rebuilds_the_call_from_its_events(module_data
             session_id = await new_session(client, rep)
         call = await LiveClient(url, session_id, rep["access_token"]).open()
         await call.wait_for(lambda e: e["type"] == "persona.audio.end")
-        for question in ("How does your month end close process work?", "Have you tried fixing this before with another vendor?"):
+        for question in ("How does your month end close process work?",
+                         "Have you tried fixing this before with another vendor?"):
             mark = len(call.events)
             await call.send({"type": "text", "text": question})
             await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona", after=mark)
@@ -156,7 +157,8 @@ async def test_a_call_left_live_by_a_dead_process_is_ended_once_nobody_resumes_i
             conn = await asyncpg.connect(module_database_url)
             try:
                 # As a crashed gateway leaves it: live, no owner, silent for a minute.
-                await conn.execute("UPDATE roleplay_sessions SET status = 'live', started_at = now() - interval '2 minutes',"
+                await conn.execute("UPDATE roleplay_sessions SET status = 'live',"
+                                   " started_at = now() - interval '2 minutes',"
                                    " last_activity_at = now() - interval '1 minute' WHERE id = $1::uuid", session_id)
 
                 async def ended():

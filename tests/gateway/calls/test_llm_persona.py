@@ -35,7 +35,8 @@ async def ask(call, text):
 
 async def test_llm_persona_streams_its_reply_from_the_primary(module_database_url, fakes):
     fakes["router"].failing = fakes["openai"].failing = False
-    settings = make_settings(module_database_url, openrouter_api_key="sk-or-test", openrouter_base_url=fakes["router_url"],
+    settings = make_settings(module_database_url, openrouter_api_key="sk-or-test",
+                             openrouter_base_url=fakes["router_url"],
                              stt_provider="local", tts_provider="local", hints_llm="off")
     with run_asgi(serve_app(create_app(settings))) as url:
         call = await start_call(url)
@@ -53,7 +54,8 @@ async def test_llm_persona_streams_its_reply_from_the_primary(module_database_ur
 
 async def test_failing_primary_trips_the_breaker_and_the_fallback_answers(module_database_url, fakes):
     fakes["router"].failing, fakes["openai"].failing = True, False
-    settings = make_settings(module_database_url, openrouter_api_key="sk-or-test", openrouter_base_url=fakes["router_url"],
+    settings = make_settings(module_database_url, openrouter_api_key="sk-or-test",
+                             openrouter_base_url=fakes["router_url"],
                              openai_api_key="sk-test", openai_base_url=fakes["openai_url"],
                              stt_provider="local", tts_provider="local", hints_llm="off")
     with run_asgi(serve_app(create_app(settings))) as url:
