@@ -131,9 +131,10 @@ class SessionLog:
     def first_seq_in_memory(self) -> int:
         return self._tail[0][0] if self._tail else self._seq + 1
 
-    def frames_after(self, after_seq: int) -> list[bytes]:
-        """The frames in memory with seq > after_seq."""
-        return [frame for seq, frame in self._tail if seq > after_seq]
+    def frames_after(self, after_seq: int, upto_seq: int | None = None) -> list[bytes]:
+        """The frames in memory with after_seq < seq (<= upto_seq, when given)."""
+        last = self._seq if upto_seq is None else upto_seq
+        return [frame for seq, frame in self._tail if after_seq < seq <= last]
 
     # --- appending -----------------------------------------------------------------------------
 

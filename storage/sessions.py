@@ -144,13 +144,14 @@ async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
 
 
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
-                        entries: Sequence[tuple[uuid.UUID, int, LogEntry]], *, locked: bool = False) -> int:
+                        entries: Sequence[tuple[uuid.UUID, int, LogEntry]], *,
+                        locked: bool = False) -> set[uuid.UUID]:
     """Appends numbered events (and the transcript segments of finals) of one org's calls in one
     go, and marks those calls active; rows already written are ignored, so a retried batch is
     harmless.
 
     Each row carries the fencing token of the instance that numbered it: rows of an owner that has
-    since lost the call are dropped. Returns how many rows were dropped that way. `locked`: the
+    since lost the call are dropped. Returns the sessions whose rows were dropped that way. `locked`: the
     caller holds the sessions' rows locked and numbered the events itself (no fence to check).
     """
     ids = sorted({session_id for session_id, _, _ in entries})
@@ -174,7 +175,7 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
     if kept:
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
                            list({session_id for session_id, _ in kept}))
-    return len(entries) - len(kept)
+    return {s for s, fence, _ in entries if current.get(s, fence) > fence}
 
 
 async def stale_live_sessions(conn: asyncpg.Connection, silent_for_s: float) -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -32,6 +32,7 @@ from coaching.events import (
 )
 from coaching.persona import Persona
 from coaching.session_log import Appended, SessionLog
+from gateway.calls.delivery import Delivery
 from gateway.calls.live_list import live_entry
 from gateway.calls.outbox import Outbox
 from gateway.calls.services import CallLimits, CallServices
@@ -85,6 +86,9 @@ class LiveCall:
         self.fence = fence
         self._coordinator = coordinator
         self.stream = StreamPublisher(coordinator, self.session_id, token, lease_ttl_ms, self.lease_lost)
+        self._delivery = Delivery(writer=writer, stream=self.stream, bus_keeps=coordinator.shared,
+                                  org_id=session.org_id, session_id=session.id, fence=fence, send=self._to_rep,
+                                  on_stale=self.lease_lost, last_seq=log.last_seq)
         self.ending = False  # end() or suspend() has begun
         self.ended = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,10 +164,11 @@ class LiveCall:
 
     def _deliver(self, appended: Appended) -> None:
         for entry in appended.entries:
-            self._writer.add(self.session.org_id, self.session.id, self.fence, entry)
-            self.stream.add(entry)
-            if self.rep is not None:
-                self.rep.send_text(entry.frame)
+            self._delivery.add(entry)  # to the rep and the bus once it is durable (delivery.py)
+
+    def _to_rep(self, frame: bytes) -> None:
+        if self.rep is not None:
+            self.rep.send_text(frame)
 
     async def send_audio(self, chunk: bytes) -> None:
         if self.rep is not None:
@@ -198,7 +203,7 @@ class LiveCall:
     # --- the rep's socket -----------------------------------------------------------------------
 
     def attach_rep(self, outbox: Outbox, *, after_seq: int, older: list[bytes]) -> None:
-        """Sends `older` (events from Postgres), then the log's events in memory after
+        """Sends `older` (events from Postgres), then the log's durable events in memory after
         `after_seq`, then the live stream: no await in between, so nothing can slip through or repeat."""
         if self.rep is not None and self.rep is not outbox:
             self.rep.close(TAKEN_OVER, "this call was opened in another window")
@@ -207,7 +212,7 @@ class LiveCall:
             self._grace = None
         for frame in older:
             outbox.send_text(frame)
-        for frame in self.log.frames_after(after_seq):
+        for frame in self.log.frames_after(after_seq, self._delivery.durable_seq):
             outbox.send_text(frame)
         self.rep = outbox
         self.activity()
@@ -269,6 +274,7 @@ class LiveCall:
                 await end_session(conn, self.session.id, reason, fence=self.fence)
         except Exception:
             log.exception("could not record the end of a call", extra={"session_id": self.session_id})
+        await self._delivery.drain(timeout_s=5)  # the rep gets session.ended once it is durable
         await self._finish_recording()
         await self.stream.close()
         await self._let_lease_go(absent=True)
@@ -304,17 +310,19 @@ class LiveCall:
         self._stop_tasks()
         await self.pipeline.close()
         self.log.seal()
-        await self.stream.close()
         try:
             await self._writer.flush()
         except Exception:
             log.warning("events not yet persisted when letting a call go", extra={"session_id": self.session_id})
+        await self._delivery.drain(timeout_s=5)
+        await self.stream.close()
         await self._finish_recording()
         if release:
             await self._let_lease_go(absent=False)
         self._close_rep(code, reason)
 
     def _close_rep(self, code: int, reason: str) -> None:
+        self._delivery.close()
         if self.rep is not None:
             self.rep.close(code, reason)
         self.rep = None

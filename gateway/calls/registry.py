@@ -26,7 +26,7 @@ from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.calls.recovery import recover_unflushed
 from gateway.calls.services import CallServices
-from gateway.errors import ENDED, INTERNAL, NOT_FOUND, RATE_LIMITED, TAKEN_OVER, CallRefused
+from gateway.errors import BAD_MESSAGE, ENDED, INTERNAL, NOT_FOUND, RATE_LIMITED, TAKEN_OVER, CallRefused
 from gateway.fanout.commands import Handover, RelayedWhisper, decode_command, encode_command
 from gateway.fanout.coordinator import Coordinator, owner_of
 from storage import sessions
@@ -95,23 +95,24 @@ class CallRegistry:
                 await call.ended.wait()  # let it finish letting go before taking the call again
                 call = None
             if call is not None:
+                _check_resume(after_seq, call.log.last_seq)
                 call.pipeline.set_input_rate(start.audio.sample_rate)
                 call.attach_rep(outbox, after_seq=after_seq, older=await self._older_events(call, after_seq))
                 await call.announce(resumed=True)
                 return call
-            call, fresh = await self._take(caller, session)
+            call, fresh = await self._take(caller, session, after_seq)
             call.attach_rep(outbox, after_seq=after_seq, older=await self._older_events(call, after_seq))
             await call.open(input_rate_hz=start.audio.sample_rate, greet=fresh)
             await call.announce(resumed=not fresh)
             await self.leases.present([call])
             return call
 
-    async def _take(self, caller: Caller, session: sessions.SessionRow) -> tuple[LiveCall, bool]:
+    async def _take(self, caller: Caller, session: sessions.SessionRow, after_seq: int) -> tuple[LiveCall, bool]:
         """Takes the call's lease and builds the call here (new, or rebuilt from its log)."""
         key = str(session.id)
         token = await self.leases.take(key)
         try:
-            call, fresh = await self._build(caller, session, token)
+            call, fresh = await self._build(caller, session, token, after_seq)
         except BaseException:
             await self.leases.release(key, token)
             raise
@@ -120,7 +121,8 @@ class CallRegistry:
             log.info("call rebuilt from its events", extra={"session_id": key, "events": call.log.last_seq})
         return call, fresh
 
-    async def _build(self, caller: Caller, session: sessions.SessionRow, token: str) -> tuple[LiveCall, bool]:
+    async def _build(self, caller: Caller, session: sessions.SessionRow, token: str,
+                     after_seq: int) -> tuple[LiveCall, bool]:
         async with tenant_tx(self._pool, caller.tenant) as conn:
             current = await sessions.get_session(conn, session.id)
             if current is None:
@@ -129,6 +131,7 @@ class CallRegistry:
                 raise CallRefused(ENDED, f"this call has ended ({current.end_reason})")
             fresh = current.status == "created"
             if fresh:
+                _check_resume(after_seq, 0)
                 live = await sessions.count_live_sessions(conn, caller.user_id, excluding=session.id)
                 if live >= self._services.limits.max_live_per_user:
                     raise CallRefused(RATE_LIMITED,
@@ -147,6 +150,7 @@ class CallRegistry:
         if not fresh:
             await recover_unflushed(self.coordinator, self._writer, call_log, org_id=current.org_id,
                                     session_id=current.id, fence=fence)
+            _check_resume(after_seq, call_log.last_seq)
         call = LiveCall(
             session=current, persona=self._persona(current), log=call_log, services=self._services,
             pool=self._pool, writer=self._writer, elapsed_s=elapsed, record=record, rep_name=caller.name,
@@ -221,3 +225,11 @@ class CallRegistry:
         calls = list(self._calls.values())
         await asyncio.gather(*(c.suspend() for c in calls), return_exceptions=True)
         self._calls.clear()
+
+
+def _check_resume(after_seq: int, last_seq: int) -> None:
+    """A client can only have seen what the call's log holds: a `last_seq` beyond it is refused,
+    never renumbered (the client resumes from what it says it has, or starts over from 0)."""
+    if after_seq > last_seq:
+        raise CallRefused(BAD_MESSAGE, f"last_seq {after_seq} is ahead of this call, whose last event is"
+                                       f" {last_seq}; resume with last_seq {last_seq} or lower")

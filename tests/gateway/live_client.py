@@ -90,6 +90,11 @@ class LiveClient:
             await self._ws.send(pcm[i:i + step])
             await asyncio.sleep(FRAME_MS / 1000 / speed)
 
+    async def greeting(self, *, timeout: float = 30) -> dict:
+        """Waits until the persona's greeting is over: what it said is logged after its audio ends."""
+        return await self.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona",
+                                   timeout=timeout)
+
     async def talk(self, text: str, *, timeout: float = 30) -> dict:
         """Says one line as the rep (typed); returns the persona's final answer to it."""
         mark = len(self.events)

@@ -80,7 +80,7 @@ async def test_typed_turn_takes_the_same_path_as_speech(base_url, client, rep):
 
 async def test_events_are_persisted_exactly_as_sent_in_seq_order(base_url, client, rep):
     session_id, call = await open_call(base_url, client, rep)
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     await call.send({"type": "text", "text": "How does your month end close process work?"})
     await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona", after=6)
     await call.send({"type": "end"})
@@ -99,7 +99,7 @@ async def test_events_are_persisted_exactly_as_sent_in_seq_order(base_url, clien
 
 async def test_barge_in_stops_persona_audio_and_keeps_only_what_was_said(base_url, client, rep):
     _, call = await open_call(base_url, client, rep)
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     mark = len(call.events)
     # Two sentences: about five seconds of persona audio to interrupt.
     await call.send({"type": "text", "text": "Before we start, how much budget do you have for this?"})
@@ -123,7 +123,7 @@ async def test_barge_in_stops_persona_audio_and_keeps_only_what_was_said(base_ur
 async def test_call_recording_is_stereo_wav_with_both_sides(base_url, client, rep):
     session_id, call = await open_call(base_url, client, rep)
     await call.stream(silence(3000), speed=2)  # the rep's microphone runs during the greeting
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     await call.stream(speech_pcm(QUESTION) + silence(900), speed=2)
     await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "rep")
     await call.send({"type": "end"})
@@ -162,7 +162,7 @@ async def test_another_orgs_session_is_4404_and_a_coachs_is_4403(base_url, clien
 
 async def test_malformed_or_unknown_messages_get_an_error_event_and_the_call_goes_on(base_url, client, rep):
     _, call = await open_call(base_url, client, rep)
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     await call.send("{not json")
     await call.send({"type": "dance"})
     errors = [await call.wait_for(lambda e: e["type"] == "error"),

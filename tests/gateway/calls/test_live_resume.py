@@ -33,7 +33,7 @@ async def test_reconnect_with_last_seq_replays_exactly_the_missed_events(base_ur
     rep = await signup(client)
     session_id = await new_session(client, rep)
     first = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await first.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await first.greeting()
     await first.send({"type": "text", "text": "How does your month end close process work?"})
     await first.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "rep")
     last_seq = numbered(first.events)[-1]["seq"]
@@ -115,7 +115,7 @@ async def test_a_restarted_gateway_rebuilds_the_call_from_its_events(module_data
             rep = await signup(client)
             session_id = await new_session(client, rep)
         call = await LiveClient(url, session_id, rep["access_token"]).open()
-        await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+        await call.greeting()
         for question in ("How does your month end close process work?",
                          "Have you tried fixing this before with another vendor?"):
             mark = len(call.events)

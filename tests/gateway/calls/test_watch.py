@@ -30,7 +30,7 @@ async def team(client):
 async def test_coach_joining_mid_call_gets_history_then_live_with_no_gap(base_url, client):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
     history_end = numbered(call.events)[-1]["seq"]
     await watch.wait_for(lambda e: e.get("seq") == history_end)
@@ -125,7 +125,7 @@ async def test_trainees_outsiders_and_anonymous_are_refused(base_url, client):
 async def test_an_ended_call_is_watchable_as_a_replay_from_any_seq(base_url, client):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     await call.send({"type": "end"})
     await call.wait_closed()
     everything = numbered(call.events)
@@ -140,7 +140,7 @@ async def test_an_ended_call_is_watchable_as_a_replay_from_any_seq(base_url, cli
 async def test_a_buyer_objection_raises_a_hint_for_the_rep_and_the_coach(base_url, client):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
     await call.send({"type": "text", "text": "How much budget do you have for this?"})
     said = await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona"

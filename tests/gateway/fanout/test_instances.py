@@ -40,7 +40,7 @@ async def test_coach_on_b_watches_a_call_on_a_from_its_start_and_whispers_to_the
     a, b = pair
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(a.url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     await call.talk("How does your month end close process work today?")
 
     watch = await watcher(b.url, session_id, coach["access_token"]).open(start=False)
@@ -88,7 +88,7 @@ async def test_a_rep_dropped_on_a_resumes_on_b_with_no_gap_and_a_stops_writing(p
     a, b = pair
     _, _, rep, session_id = await team(client)
     first = await LiveClient(a.url, session_id, rep["access_token"]).open()
-    await first.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await first.greeting()
     await first.talk("How does your month end close process work today?")
     last_seq = numbered(first.events)[-1]["seq"]
     await first.close()  # dropped; A keeps the call for the grace period

@@ -47,7 +47,7 @@ async def test_redis_stopping_mid_call_loses_nothing(base_url, fail_closed_url, 
                                                        module_database_url):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "persona.audio.end")
+    await call.greeting()
     watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
     await watch.wait_for(lambda e: e.get("seq") == numbered(call.events)[-1]["seq"])
 
