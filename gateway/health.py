@@ -11,7 +11,7 @@ import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
-__all__ = ["Check", "Health", "health"]
+__all__ = ["Check", "Health", "Process", "health"]
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -26,9 +26,18 @@ class Check(msgspec.Struct, omit_defaults=True):
 Overall = Literal["healthy", "degraded", "unhealthy"]
 
 
+class Process(msgspec.Struct):
+    """This process's load, for operators and the soak benchmark (bench/soak.py)."""
+
+    live_calls: int
+    asyncio_tasks: int
+    events_not_yet_durable: int
+
+
 class Health(msgspec.Struct):
     status: Overall
     checks: dict[str, Check]
+    process: Process
 
 
 Probe = Callable[[], Awaitable[object]]
@@ -79,4 +88,6 @@ async def health(state: State) -> Response[Health]:
         overall, status_code = "degraded", 200
     else:
         overall, status_code = "healthy", 200
-    return Response(Health(overall, checks), status_code=status_code, headers={"Cache-Control": "no-store"})
+    process = Process(live_calls=len(state.calls), asyncio_tasks=len(asyncio.all_tasks()),
+                      events_not_yet_durable=state.writer.pending)
+    return Response(Health(overall, checks, process), status_code=status_code, headers={"Cache-Control": "no-store"})

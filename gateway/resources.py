@@ -140,7 +140,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = build_call_services(settings, app.state.personas, app.state.llm_clients, app.state.elevenlabs)
         app.state.call_services = services
         stack.callback(services.pool.close)
-        writer = await stack.enter_async_context(EventWriter(pool))
+        writer = app.state.writer = await stack.enter_async_context(EventWriter(pool))
         instance_id = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
                        else MemoryCoordinator(instance_id))

@@ -29,6 +29,8 @@ async def test_health_with_postgres_and_redis_up_is_healthy(database_url):
     for check in body["checks"].values():
         assert check["status"] == "up" and check["critical"] is True
         assert check["latency_ms"] >= 0
+    assert body["process"]["live_calls"] == 0 and body["process"]["events_not_yet_durable"] == 0
+    assert body["process"]["asyncio_tasks"] > 0
 
 
 async def test_health_is_503_when_postgres_becomes_unreachable(database_url, pg_server_url):
