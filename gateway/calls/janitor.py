@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from coaching.events import SessionEnded
+from coaching.events import SessionEnded, decode_event
 from coaching.session_log import SessionLog
 from gateway.calls.leases import Leases
 from gateway.calls.recovery import recover_unflushed
@@ -73,13 +73,22 @@ class Janitor:
                 fence = await sessions.claim_session(conn, session_id)
                 current = await sessions.get_session(conn, session_id)
                 stored = await sessions.max_seq(conn, session_id)
+                last = await sessions.list_events(conn, session_id, after_seq=stored - 1, limit=1) if stored else []
             if current is None or current.status != "live":
                 return
-            call_log = SessionLog(key, last_seq=stored, tail_events=0)
+            call_log = SessionLog(key, last_seq=max(0, stored - 1), tail_events=0)
+            for row in last:  # a call whose `session.ended` was written but not its status: the log is sealed
+                call_log.replay(row.payload)
             # What the dead owner published but never wrote comes first (it is in the stream).
             await recover_unflushed(coordinator, self._writer, call_log, org_id=org_id, session_id=session_id,
                                     fence=fence)
             await self._writer.flush()
+            if call_log.sealed:  # it ended; only the status was not written: the reason is the event's
+                last_event = decode_event(last[-1].payload)
+                reason = last_event.reason if isinstance(last_event, SessionEnded) else "owner_lost"
+                async with tenant_tx(self._pool, tenant) as conn:
+                    await sessions.end_session(conn, session_id, reason, fence=fence)
+                return
             elapsed_ms = int((datetime.now(UTC) - (current.started_at or current.created_at)).total_seconds() * 1000)
             ended = call_log.append(SessionEnded(session_id=key, ts=0, reason="owner_lost", duration_ms=elapsed_ms))
             async with tenant_tx(self._pool, tenant) as conn:
