@@ -4,12 +4,9 @@ renumbers a seq the rep holds, a resume from beyond the log is refused, and a Po
 mid-call holds events back until they are written, then delivers each exactly once."""
 
 import asyncio
-import json
 import tempfile
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -19,18 +16,13 @@ from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import bearer, signup
 from tests.gateway.calls.test_watch import numbered
 from tests.gateway.live_client import LiveClient
+from tests.gateway.vapi.test_vapi import stored_events
 from tests.processes import gateway_process
 from tests.servers import run_asgi
 
 
 async def stored_frames(database_url: str, session_id: str) -> dict[int, dict]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT seq, payload::text FROM session_events WHERE session_id = $1 ORDER BY seq",
-                                uuid.UUID(session_id))
-    finally:
-        await conn.close()
-    return {r["seq"]: json.loads(r["payload"]) for r in rows}
+    return {event["seq"]: event for event in await stored_events(database_url, session_id)}
 
 
 async def new_call(url: str, rep: dict) -> str:
