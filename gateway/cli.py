@@ -35,7 +35,7 @@ def _serve(settings: Settings) -> None:
     app.on_startup.append(lambda: print(f"Sparring is ready at {url}  (health: {url}/api/health)", flush=True))
     uvicorn.run(
         serve_app(app), host=settings.host, port=settings.port, log_config=None, access_log=False,
-        ws_per_message_deflate=False, proxy_headers=True, lifespan="on",
+        ws_per_message_deflate=False, proxy_headers=False, lifespan="on",
     )
 
 

@@ -13,6 +13,7 @@ RATE_LIMIT_FAIL_CLOSED=true, which refuses them with `RateLimitUnavailable`, 503
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -36,7 +37,8 @@ from gateway.errors import RateLimited, RateLimitUnavailable
 from gateway.settings import RATE_LIMITS, Settings
 
 __all__ = [
-    "RateLimitHeaders", "RateLimitUnavailable", "RateLimited", "RateLimiter", "Verdict", "limit_request",
+    "RateLimitHeaders", "RateLimitUnavailable", "RateLimited", "RateLimiter", "Verdict", "client_address",
+    "limit_request",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,14 @@ class RateLimiter:
             if client is not None and hasattr(client, "aclose"):
                 await client.aclose()
 
+    async def would_allow(self, name: str, key: str) -> bool:
+        """Whether one more hit of `key` would pass the limit `name`, without counting one."""
+        item = self.limits[name]
+        try:
+            return await self._strategies[name].test(item, name, key)
+        except (StorageError, OSError, aioredis.RedisError):
+            return not self.fail_closed
+
     async def check(self, name: str, key: str) -> Verdict:
         """Counts one request of `key` against the limit `name`."""
         item = self.limits[name]
@@ -130,6 +140,34 @@ class RateLimiter:
             self._failing = False
         reset = math.ceil(stats.reset_time)
         return Verdict(allowed, name, item.amount, stats.remaining, reset, window_s)
+
+
+def client_address(connection: Request[Any, Any, Any]) -> str:
+    """The client's address: the peer, unless the peer is a proxy in TRUSTED_PROXIES, in which case
+    the right-most X-Forwarded-For entry that is not itself a trusted proxy. The one place that decides."""
+    peer = connection.client.host if connection.client else "unknown"
+    settings: Settings = connection.app.state.settings
+    trusted = settings.proxy_networks
+    if not trusted:
+        return peer
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in ",".join(connection.headers.getall("x-forwarded-for", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return hops[0] if hops else peer
 
 
 async def limit_request(request: Request[Any, Any, Any], name: str, key: str) -> Verdict:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 
 from coaching.persona import load_personas
+from gateway.auth.revocation import RevocationSweeper
 from gateway.calls.registry import CallRegistry
 from gateway.calls.services import CallServices, build_call_services
 from gateway.fanout.feeds import FeedHub
@@ -26,8 +27,9 @@ from gateway.fanout.redis import RedisCoordinator
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.vapi.calls import VapiCalls
+from gateway.vapi.timeouts import VapiTimeouts
 from storage.database import connect, create_pool
-from storage.embedded import start_embedded_postgres
+from storage.embedded import ensure_app_login, start_embedded_postgres
 from storage.event_writer import EventWriter
 from storage.instance_secrets import get_or_create_secret
 from storage.migrate import migrate
@@ -119,7 +121,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             # Stop it here: uvicorn re-raises SIGTERM after shutdown, so atexit hooks never run.
             stack.push_async_callback(asyncio.to_thread, server.cleanup)
         app.state.jwt_secret = await _jwt_secret(settings, dsn)
-        pool: asyncpg.Pool = await create_pool(dsn)
+        # The embedded server's URL is its superuser's: serve through a login that is not.
+        pool_dsn = dsn if server is None else await ensure_app_login(dsn)
+        pool: asyncpg.Pool = await create_pool(pool_dsn)
         stack.push_async_callback(pool.close)
         app.state.pool = pool
         app.state.redis = None
@@ -148,6 +152,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         stack.push_async_callback(app.state.feeds.close)
         app.state.calls = await stack.enter_async_context(
             CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds))
+        app.state.revocations = await stack.enter_async_context(
+            RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
         app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
         control = httpx.AsyncClient(timeout=5) if settings.vapi_coach_steering else None
         if control is not None:
@@ -158,6 +164,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control,
             secret=app.state.jwt_secret,
             control_hosts=tuple(h.strip().lower() for h in settings.vapi_control_hosts.split(",") if h.strip()))
+        overdue_s = settings.max_call_seconds + settings.vapi_timeout_grace_seconds
+        timeouts = VapiTimeouts(pool, app.state.vapi, after_s=overdue_s, every_s=min(60.0, max(1.0, overdue_s / 10)))
+        stack.push_async_callback(_cancel, asyncio.create_task(timeouts.run()))
         if settings.vapi_webhook_auth == "none":
             log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
         # Load local models in the background so the first call does not wait for them.

@@ -50,6 +50,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Auth. JWT_SECRET unset: generated once and kept in the database (a warning says so).
     jwt_secret: str | None = None
     supabase_jwt_secret: str | None = None
+    # A refresh token presented again this soon after its rotation (two tabs at once) gets a new pair.
+    refresh_grace_seconds: float = 10
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); unset: none.
+    trusted_proxies: str = ""
     # AI providers (OpenAI-compatible endpoints use the openai SDK with base_url).
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
@@ -77,7 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     live_ttl_seconds: float = 15
     instance_id: str | None = None
     # Rate limits, in the `limits` syntax ("10/minute", "5 per second"). Shared through Redis.
-    rate_limit_login: str = "10/minute"
+    rate_limit_login: str = "10/minute"  # failed logins per address and email
+    rate_limit_login_address: str = "30/minute"  # login attempts per address, whatever the email
+    rate_limit_signup: str = "10/hour"  # sign-ups per address
     rate_limit_chat: str = "20/minute"
     rate_limit_transcribe: str = "5/minute"
     rate_limit_upload: str = "10/hour"
@@ -113,10 +119,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vapi_llm_api_key: str | None = None
     vapi_coach_steering: bool = False
     vapi_control_hosts: str = "vapi.ai"  # comma-separated; a call's controlUrl must be on one of them
+    # An org may set its own endpoint to auth_mode none only when the operator allows it.
+    vapi_allow_unsigned_org_webhooks: bool = False
+    # A VAPI call whose `ended` never arrives is ended (vapi_timeout) this long after MAX_CALL_SECONDS.
+    vapi_timeout_grace_seconds: int = 300
     # Observability.
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
     sentry_traces_sample_rate: float = 0.1
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """TRUSTED_PROXIES parsed (raises ValueError on a malformed entry)."""
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.trusted_proxies.split(",") if part.strip())
 
     @property
     def data_dir(self) -> Path:
@@ -173,8 +189,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "hint_min_gap_seconds": (0, 3600),
     "hint_repeat_seconds": (0, 3600),
     "hints_llm_interval_seconds": (5, 3600),
+    "refresh_grace_seconds": (0, 60),
+    "vapi_timeout_grace_seconds": (0, 24 * 3600),
 }
-RATE_LIMITS = ("login", "chat", "transcribe", "upload", "ws_connect", "watch", "webhook")
+RATE_LIMITS = ("login", "login_address", "signup", "chat", "transcribe", "upload", "ws_connect", "watch", "webhook")
 
 
 def _check_url(field: str, value: str) -> None:
@@ -227,6 +245,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except ValueError:
             raise SettingsError(f"RATE_LIMIT_{name.upper()}",
                                 f"expected a limit like 10/minute or 5 per second, got {value!r}") from None
+    try:
+        settings.proxy_networks  # noqa: B018 (parses TRUSTED_PROXIES)
+    except ValueError as exc:
+        raise SettingsError("TRUSTED_PROXIES", f"expected addresses or CIDRs, comma-separated: {exc}") from None
     if "{body}" not in settings.vapi_hmac_payload:
         raise SettingsError("VAPI_HMAC_PAYLOAD", "the payload format must contain {body}")
     if settings.instance_id is not None and not settings.instance_id.replace("-", "").replace(".", "").isalnum():

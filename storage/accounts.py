@@ -16,10 +16,11 @@ __all__ = [
     "add_membership", "claim_invite", "create_invite", "create_org", "create_user", "get_account",
     "list_members", "login_user", "mark_refresh_used", "primary_membership", "remove_member",
     "revoke_family", "set_member_role", "store_refresh_token", "find_refresh_token", "user_by_external_id",
-    "count_admins",
+    "count_admins", "RefreshUse", "revoke_tokens", "sockets_allowed", "token_revoked", "use_refresh_token",
 ]
 
 Role = Literal["trainee", "coach", "admin"]
+RefreshUse = Literal["fresh", "grace", "reused"]
 
 
 class EmailTaken(SparringError):
@@ -153,6 +154,47 @@ async def mark_refresh_used(conn: asyncpg.Connection, token_id: uuid.UUID) -> bo
         "UPDATE refresh_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL", token_id
     )
     return status == "UPDATE 1"
+
+
+async def use_refresh_token(conn: asyncpg.Connection, token_id: uuid.UUID, *, grace_s: float) -> RefreshUse:
+    """Spends a refresh token. `fresh`: this request spent it. `grace`: another request spent it
+    less than `grace_s` ago and its login is not revoked (two tabs refreshing at once).
+    `reused`: it was spent earlier, or revoked (a copy is being replayed)."""
+    if await mark_refresh_used(conn, token_id):
+        return "fresh"
+    within: bool | None = await conn.fetchval(
+        """
+        SELECT used_at IS NOT NULL AND revoked_at IS NULL AND used_at > clock_timestamp() - make_interval(secs => $2)
+        FROM refresh_tokens WHERE id = $1
+        """,
+        token_id, grace_s,
+    )
+    return "grace" if within else "reused"
+
+
+async def revoke_tokens(conn: asyncpg.Connection, token_ids: list[str], expires_at: datetime) -> None:
+    """Denies access tokens (`jti:<id>`) or whole logins (`family:<id>`) until `expires_at`, on
+    every instance; expired entries are dropped on the way."""
+    await conn.execute("SELECT auth_revoke_tokens($1::text[], $2)", token_ids, expires_at)
+
+
+async def token_revoked(conn: asyncpg.Connection, token_ids: list[str]) -> bool:
+    revoked: bool = await conn.fetchval("SELECT auth_token_revoked($1::text[])", token_ids)
+    return revoked
+
+
+async def sockets_allowed(conn: asyncpg.Connection, entries: list[tuple[uuid.UUID, uuid.UUID, list[str], bool]]
+                          ) -> list[bool]:
+    """For each (user_id, org_id, token ids, needs a staff role): whether the socket may stay
+    open. One query for all of them."""
+    if not entries:
+        return []
+    rows = await conn.fetch(
+        "SELECT i FROM auth_sockets_allowed($1::uuid[], $2::uuid[], $3::text[], $4::boolean[]) AS i",
+        [e[0] for e in entries], [e[1] for e in entries], [" ".join(e[2]) for e in entries], [e[3] for e in entries],
+    )
+    allowed = {int(r["i"]) for r in rows}
+    return [i + 1 in allowed for i in range(len(entries))]
 
 
 async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:

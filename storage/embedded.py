@@ -8,12 +8,20 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from coaching.errors import SparringError
 
-__all__ = ["EmbeddedPostgresMissing", "start_embedded_postgres"]
+__all__ = ["APP_LOGIN", "EmbeddedPostgresMissing", "ensure_app_login", "start_embedded_postgres"]
 
 log = logging.getLogger(__name__)
+
+# The login the app's pool uses on the embedded server: a member of sparring_app, and nothing else
+# (no superuser, no BYPASSRLS, owner of nothing), so a pooled connection after RESET ROLE is no
+# more than the app role. Migrations and instance secrets keep using the superuser URL.
+APP_LOGIN = "sparring_gateway"
 
 
 class EmbeddedPostgresMissing(SparringError):
@@ -69,3 +77,26 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         server = get_server(data_dir, cleanup_mode="stop")
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server
+
+
+async def ensure_app_login(owner_url: str) -> str:
+    """Creates (or repairs) the app's login on the embedded server, once migrations have created
+    `sparring_app`, and returns its URL (the same socket and database, no password: the embedded
+    server only listens on its own Unix socket and trusts it).
+
+    Args:
+        owner_url: the superuser URL `start_embedded_postgres` returned.
+    """
+    conn = await asyncpg.connect(owner_url)
+    try:
+        attributes = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
+        try:
+            await conn.execute(f"CREATE ROLE {APP_LOGIN} {attributes}")
+        except asyncpg.DuplicateObjectError:  # made before (or by a process starting alongside)
+            await conn.execute(f"ALTER ROLE {APP_LOGIN} {attributes}")
+        await conn.execute(f"GRANT sparring_app TO {APP_LOGIN}")
+    finally:
+        await conn.close()
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{APP_LOGIN}@{host}"))

@@ -102,9 +102,11 @@ async def soft_delete_session(conn: asyncpg.Connection, session_id: uuid.UUID) -
 
 
 async def count_live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
+    """The person's live calls, but for `excluding` and VAPI calls the webhook created for the
+    org's first admin (nobody started those, so they never hold anyone's limit)."""
     count: int = await conn.fetchval(
         "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1 AND status = 'live' AND id <> $2"
-        " AND deleted_at IS NULL", user_id, excluding)
+        " AND deleted_at IS NULL AND NOT vapi_webhook_created", user_id, excluding)
     return count
 
 

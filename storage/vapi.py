@@ -12,8 +12,10 @@ import asyncpg
 import msgspec
 
 __all__ = [
-    "FoundSession", "LockedSession", "VapiOrgSettings", "find_session", "first_admin", "get_org_vapi", "keep_delivery",
-    "lock_session", "phone_org", "put_org_vapi", "set_call_id", "set_metadata", "session_has_finals",
+    "FoundSession", "LockedSession", "VapiOrgSettings", "endpoint_key", "find_session", "first_admin", "get_org_vapi",
+    "keep_delivery",
+    "lock_session", "mark_webhook_created", "phone_org", "put_org_vapi", "set_call_id", "set_metadata",
+    "session_has_finals", "stale_vapi_sessions",
 ]
 
 
@@ -42,11 +44,13 @@ class FoundSession(msgspec.Struct, frozen=True):
     call_id: str | None  # the VAPI call id recorded on it, if any
 
 
-async def find_session(conn: asyncpg.Connection, session_id: uuid.UUID | None,
-                       call_id: str | None) -> FoundSession | None:
-    """The session by its id, else by the VAPI call id (any org: the caller checks the org)."""
-    row = await conn.fetchrow("SELECT session_id, org_id, vapi_call_id FROM vapi_find_session($1, $2)",
-                              session_id, call_id)
+async def find_session(conn: asyncpg.Connection, session_id: uuid.UUID | None, call_id: str | None, *,
+                       endpoint_org: uuid.UUID | None = None) -> FoundSession | None:
+    """The session by its id, else by the VAPI call id, as the endpoint that verified the delivery
+    may see it: `endpoint_org` (an org's own endpoint) finds only that org's sessions; None (the
+    platform endpoint) finds any session by id and, by call id, only calls the platform bound."""
+    row = await conn.fetchrow("SELECT session_id, org_id, vapi_call_id FROM vapi_find_session($1, $2, $3)",
+                              session_id, call_id, endpoint_org)
     return FoundSession(row["session_id"], row["org_id"], row["vapi_call_id"]) if row else None
 
 
@@ -83,16 +87,22 @@ async def put_org_vapi(conn: asyncpg.Connection, org_id: uuid.UUID, *, auth_mode
                            [(number, org_id, persona) for number, persona in phone_numbers.items()])
 
 
+def endpoint_key(endpoint_org: uuid.UUID | None) -> str:
+    """The inbox's name for the endpoint that verified a delivery: the org id, or 'platform'."""
+    return str(endpoint_org) if endpoint_org is not None else "platform"
+
+
 async def keep_delivery(conn: asyncpg.Connection, org_id: uuid.UUID | None, dedupe_key: str, message_type: str,
-                        body: bytes) -> bool:
+                        body: bytes, *, endpoint_org: uuid.UUID | None = None) -> bool:
     """Keeps one accepted delivery in the inbox (a re-delivery counts in `attempts` of the first).
-    False: the same message was delivered before."""
+    Deduplicated per endpoint (`endpoint_org`, None for the platform's): what one org's endpoint
+    received never makes another endpoint's delivery a duplicate. False: delivered before."""
     fresh: bool = await conn.fetchval(
-        "INSERT INTO webhook_inbox (org_id, provider, dedupe_key, message_type, payload, processed_at)"
-        " VALUES ($1, 'vapi', $2, $3, $4::jsonb, now())"
-        " ON CONFLICT (provider, dedupe_key) DO UPDATE SET attempts = webhook_inbox.attempts + 1"
+        "INSERT INTO webhook_inbox (org_id, provider, endpoint, dedupe_key, message_type, payload, processed_at)"
+        " VALUES ($1, 'vapi', $5, $2, $3, $4::jsonb, now())"
+        " ON CONFLICT (provider, endpoint, dedupe_key) DO UPDATE SET attempts = webhook_inbox.attempts + 1"
         " RETURNING xmax = 0",
-        org_id, dedupe_key, message_type, body.decode())
+        org_id, dedupe_key, message_type, body.decode(), endpoint_key(endpoint_org))
     return fresh
 
 
@@ -102,9 +112,22 @@ async def first_admin(conn: asyncpg.Connection, org_id: uuid.UUID) -> uuid.UUID 
     return user_id
 
 
-async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: str) -> None:
-    await conn.execute("UPDATE roleplay_sessions SET vapi_call_id = $2 WHERE id = $1 AND vapi_call_id IS NULL",
-                       session_id, call_id)
+async def set_call_id(conn: asyncpg.Connection, session_id: uuid.UUID, call_id: str, *, platform: bool) -> None:
+    """Binds the VAPI call id to the session (once); `platform`: the platform endpoint verified it."""
+    await conn.execute("UPDATE roleplay_sessions SET vapi_call_id = $2, vapi_call_platform = $3"
+                       " WHERE id = $1 AND vapi_call_id IS NULL", session_id, call_id, platform)
+
+
+async def mark_webhook_created(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    """Marks a session the webhook created for the org's first admin (no person started it)."""
+    await conn.execute("UPDATE roleplay_sessions SET vapi_webhook_created = true WHERE id = $1", session_id)
+
+
+async def stale_vapi_sessions(conn: asyncpg.Connection, started_before_s: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(session, org) of live VAPI calls started more than `started_before_s` ago, any org."""
+    rows = await conn.fetch("SELECT session_id, org_id FROM stale_vapi_sessions(make_interval(secs => $1))",
+                            started_before_s)
+    return [(r["session_id"], r["org_id"]) for r in rows]
 
 
 async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:

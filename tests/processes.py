@@ -51,7 +51,8 @@ def gateway_process(database_url: str, **env: str) -> Iterator[Gateway]:
     full_env = {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(workdir)), "DATABASE_URL": database_url,
         "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(port),
-        "SPARRING_DATA_DIR": str(workdir / "data"), **{k.upper(): v for k, v in env.items()},
+        "SPARRING_DATA_DIR": str(workdir / "data"), "RATE_LIMIT_SIGNUP": "100000/minute",
+        **{k.upper(): v for k, v in env.items()},
     }
     log_path = workdir / "gateway.log"
     with log_path.open("w") as log:

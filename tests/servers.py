@@ -24,7 +24,8 @@ def run_asgi(app, *, lifespan: str = "on", startup_timeout_s: float = 60) -> Ite
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan, ws_per_message_deflate=False)
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan, ws_per_message_deflate=False,
+                      proxy_headers=False)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

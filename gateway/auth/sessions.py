@@ -12,7 +12,15 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from gateway.auth.caller import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
-from gateway.auth.tokens import ACCESS_TTL_S, REFRESH_TTL_S, AccessClaims, hash_secret, issue_access_token, new_secret
+from gateway.auth.tokens import (
+    ACCESS_TTL_S,
+    REFRESH_TTL_S,
+    AccessClaims,
+    csrf_token,
+    hash_secret,
+    issue_access_token,
+    new_secret,
+)
 from storage import accounts
 
 __all__ = ["AuthOut", "OrgOut", "UserOut", "clear_cookies", "signed_in"]
@@ -49,14 +57,17 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
 async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
                     status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
     """Stores a new refresh token (in `family_id`'s family, or a new one) and answers with the
-    access token in the body and the refresh, access and CSRF cookies set."""
+    access token in the body and the refresh, access and CSRF cookies set. The access token
+    carries the family (`fam`) and the CSRF cookie is bound to it (`tokens.csrf_token`)."""
     refresh = new_secret()
+    family = family_id or uuid.uuid4()
     await accounts.store_refresh_token(
-        conn, user_id=account.user_id, org_id=account.org_id, family_id=family_id or uuid.uuid4(),
+        conn, user_id=account.user_id, org_id=account.org_id, family_id=family,
         token_hash=hash_secret(refresh), expires_at=datetime.now(UTC) + timedelta(seconds=REFRESH_TTL_S),
     )
-    claims = AccessClaims(account.user_id, account.org_id, account.role)
-    access = issue_access_token(claims, request.app.state.jwt_secret)
+    secret: str = request.app.state.jwt_secret
+    claims = AccessClaims(account.user_id, account.org_id, account.role, family_id=family)
+    access = issue_access_token(claims, secret)
     secure = _secure(request)
     body = AuthOut(
         UserOut(account.user_id, account.email, account.name), OrgOut(account.org_id, account.org_name),
@@ -67,7 +78,8 @@ async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, a
                secure=secure, samesite="strict"),
         Cookie(key=ACCESS_COOKIE, value=access, path="/", max_age=ACCESS_TTL_S, httponly=True, secure=secure,
                samesite="lax"),
-        Cookie(key=CSRF_COOKIE, value=new_secret(), path="/", max_age=REFRESH_TTL_S, httponly=False, secure=secure,
+        Cookie(key=CSRF_COOKIE, value=csrf_token(secret, family), path="/", max_age=REFRESH_TTL_S, httponly=False,
+               secure=secure,
                samesite="lax"),
     ], headers={"Cache-Control": "no-store"})
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -14,7 +16,7 @@ import msgspec
 from coaching.errors import SparringError
 
 __all__ = [
-    "ACCESS_TTL_S", "REFRESH_TTL_S", "AccessClaims", "InvalidToken", "SupabaseClaims",
+    "ACCESS_TTL_S", "REFRESH_TTL_S", "AccessClaims", "InvalidToken", "SupabaseClaims", "csrf_token",
     "decode_access_token", "decode_supabase_token", "hash_secret", "issue_access_token", "new_secret",
 ]
 
@@ -33,6 +35,15 @@ class AccessClaims(msgspec.Struct, frozen=True):
     user_id: uuid.UUID
     org_id: uuid.UUID
     role: Literal["trainee", "coach", "admin"]
+    family_id: uuid.UUID | None = None  # the login (refresh-token family) that issued it: `fam`
+    token_id: str | None = None  # `jti`; set when decoded (issuing makes a new one)
+    expires_at: int = 0  # `exp`, epoch seconds; set when decoded
+
+    @property
+    def revocation_ids(self) -> list[str]:
+        """What the denylist may hold for this token: its own id and its login's."""
+        ids = [f"jti:{self.token_id}"] if self.token_id else []
+        return ids + ([f"family:{self.family_id}"] if self.family_id else [])
 
 
 class SupabaseClaims(msgspec.Struct, frozen=True):
@@ -47,6 +58,8 @@ def issue_access_token(claims: AccessClaims, secret: str, *, now: float | None =
         "sub": str(claims.user_id), "org": str(claims.org_id), "role": claims.role,
         "iat": issued, "exp": issued + ACCESS_TTL_S,
     }
+    if claims.family_id is not None:
+        payload["fam"] = str(claims.family_id)
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -61,7 +74,11 @@ def decode_access_token(token: str, secret: str) -> AccessClaims:
         )
         if payload.get("typ") != "access":
             raise InvalidToken("not an access token")
-        return AccessClaims(uuid.UUID(payload["sub"]), uuid.UUID(payload["org"]), payload["role"])
+        family = payload.get("fam")
+        return AccessClaims(uuid.UUID(payload["sub"]), uuid.UUID(payload["org"]), payload["role"],
+                            family_id=uuid.UUID(family) if family else None,
+                            token_id=str(payload["jti"]) if payload.get("jti") else None,
+                            expires_at=int(payload["exp"]))
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise InvalidToken(type(exc).__name__) from None
 
@@ -80,6 +97,13 @@ def decode_supabase_token(token: str, secret: str) -> SupabaseClaims:
         return SupabaseClaims(str(payload["sub"]), payload.get("email"))
     except (jwt.PyJWTError, KeyError) as exc:
         raise InvalidToken(type(exc).__name__) from None
+
+
+def csrf_token(secret: str, family_id: uuid.UUID) -> str:
+    """The CSRF token of one login: an HMAC of its refresh-token family, keyed by the JWT secret.
+    A cookie planted by a sibling subdomain cannot match it."""
+    digest = hmac.new(secret.encode(), b"sparring-csrf|" + family_id.bytes, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def new_secret() -> str:

@@ -226,6 +226,10 @@ class CallRegistry:
         await asyncio.gather(*(c.suspend() for c in calls), return_exceptions=True)
         self._calls.clear()
 
+    def live_calls(self) -> list[LiveCall]:
+        """The calls this process runs now (the revocation sweep checks their reps)."""
+        return [call for call in self._calls.values() if not call.ending]
+
 
 def _check_resume(after_seq: int, last_seq: int) -> None:
     """A client can only have seen what the call's log holds: a `last_seq` beyond it is refused,

@@ -159,3 +159,7 @@ class FeedHub:
             for watcher in feed.watchers:
                 watcher.outbox.close(RESTARTING, "the server is restarting; reconnect to resume")
 
+
+    def watchers(self) -> list[Watcher]:
+        """Every watcher on this instance (the revocation sweep checks them)."""
+        return [watcher for feed in self._feeds.values() for watcher in feed.watchers if not watcher.outbox.closed]

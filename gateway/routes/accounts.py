@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -13,12 +13,13 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from coaching.errors import SparringError
-from gateway.auth.caller import REFRESH_COOKIE, CallerDep
+from gateway.auth.caller import ACCESS_COOKIE, REFRESH_COOKIE, CallerDep
 from gateway.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from gateway.auth.revocation import sweeper_of
 from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signed_in
-from gateway.auth.tokens import hash_secret
+from gateway.auth.tokens import ACCESS_TTL_S, InvalidToken, decode_access_token, hash_secret
 from gateway.errors import ApiError, ErrorBody, ErrorDetail
-from gateway.ratelimit import limit_request
+from gateway.ratelimit import RateLimiter, client_address, limit_request
 from storage import accounts
 from storage.tenancy import Tenant, set_tenant
 
@@ -64,6 +65,7 @@ async def _account(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UU
 
 @post("/api/auth/signup", tags=["auth"], summary="Create an account (and an org, or join one by invite)")
 async def signup(request: Request[Any, Any, Any], state: State, data: JSONBody[SignupIn]) -> Response[AuthOut]:
+    await limit_request(request, "signup", client_address(request))
     if (data.org_name is None) == (data.invite_code is None):
         raise ApiError(400, "org_or_invite", "give either org_name (a new organization) or invite_code",
                        field="org_name" if data.org_name is None else "invite_code")
@@ -87,6 +89,7 @@ async def signup(request: Request[Any, Any, Any], state: State, data: JSONBody[S
             org_id, role = uuid.uuid4(), "admin"
             await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="admin"))
             await accounts.create_org(conn, org_id, data.org_name.strip())
+        # The password was hashed above, before this: a taken email costs the same work as a new one.
         try:
             await accounts.create_user(conn, user_id, email=email, name=name, password_hash=password_hash)
         except accounts.EmailTaken as taken:
@@ -99,16 +102,20 @@ async def signup(request: Request[Any, Any, Any], state: State, data: JSONBody[S
 
 @post("/api/auth/login", tags=["auth"], summary="Log in with email and password", status_code=200)
 async def login(request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn]) -> Response[AuthOut]:
-    client = request.client.host if request.client else "unknown"
-    await limit_request(request, "login", f"{client}|{data.email.strip().lower()}")
+    client = client_address(request)
+    await limit_request(request, "login_address", client)
+    # Per address and email, only failures count: a user who keeps logging in is never locked out.
+    limiter: RateLimiter = state.limiter
+    failures_key = f"{client}|{data.email.strip().lower()}"
+    if not await limiter.would_allow("login", failures_key):
+        await limit_request(request, "login", failures_key)  # refuses, with the limit's headers
     async with state.pool.acquire() as conn, conn.transaction():
         user = await accounts.login_user(conn, data.email.strip())
         # Unknown email and wrong password do the same argon2 work and get the same answer.
         verified = await verify_password(user.password_hash if user else None, data.password)
-        if user is None or not verified:
-            raise _BAD_LOGIN
-        membership = await accounts.primary_membership(conn, user.id)
-        if membership is None:
+        membership = await accounts.primary_membership(conn, user.id) if user is not None and verified else None
+        if user is None or membership is None:
+            await limiter.check("login", failures_key)
             raise _BAD_LOGIN
         await set_tenant(conn, Tenant(org_id=membership[0], user_id=user.id, role=membership[1]))
         account = await _account(conn, user.id, membership[0])
@@ -130,10 +137,14 @@ async def refresh(request: Request[Any, Any, Any], state: State) -> Response[Any
         if record is None:
             return _refused("invalid_refresh_token", "the refresh token is unknown; log in again")
         await set_tenant(conn, Tenant(org_id=record.org_id, user_id=record.user_id, role="trainee"))
-        if record.revoked_at is not None or not await accounts.mark_refresh_used(conn, record.id):
+        use = "reused" if record.revoked_at is not None else await accounts.use_refresh_token(
+            conn, record.id, grace_s=state.settings.refresh_grace_seconds)
+        if use == "reused":
             # A spent token came back: someone holds a copy. End every session of this login.
             await accounts.revoke_family(conn, record.family_id)
+            await _deny_family(conn, record.family_id)
             return _refused("refresh_token_reused", "this session was ended for safety; log in again")
+        # `grace`: another tab rotated it a moment ago; this one gets an equivalent new pair.
         if record.expires_at < datetime.now(UTC):
             return _refused("refresh_token_expired", "the session expired; log in again")
         account = await accounts.get_account(conn, record.user_id, record.org_id)
@@ -143,15 +154,39 @@ async def refresh(request: Request[Any, Any, Any], state: State) -> Response[Any
         return await signed_in(request, conn, account, status_code=200, family_id=record.family_id)
 
 
+async def _deny_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
+    """Every access token of this login stops working now, on every instance."""
+    await accounts.revoke_tokens(conn, [f"family:{family_id}"],
+                                 datetime.now(UTC) + timedelta(seconds=ACCESS_TTL_S + 60))
+
+
 @post("/api/auth/logout", tags=["auth"], summary="End this login (revokes its refresh tokens)", status_code=204)
 async def logout(request: Request[Any, Any, Any], state: State) -> Response[None]:
     presented = request.cookies.get(REFRESH_COOKIE)
-    if presented:
-        async with state.pool.acquire() as conn, conn.transaction():
-            record = await accounts.find_refresh_token(conn, hash_secret(presented))
-            if record is not None:
-                await set_tenant(conn, Tenant(org_id=record.org_id, user_id=record.user_id, role="trainee"))
-                await accounts.revoke_family(conn, record.family_id)
+    header = request.headers.get("authorization", "")
+    access = header[7:].strip() if header[:7].lower() == "bearer " else request.cookies.get(ACCESS_COOKIE, "")
+    try:
+        claims = decode_access_token(access, state.jwt_secret) if access else None
+    except InvalidToken:
+        claims = None
+    revoked: list[str] = []
+    async with state.pool.acquire() as conn, conn.transaction():
+        record = await accounts.find_refresh_token(conn, hash_secret(presented)) if presented else None
+        if record is not None:
+            await set_tenant(conn, Tenant(org_id=record.org_id, user_id=record.user_id, role="trainee"))
+            await accounts.revoke_family(conn, record.family_id)
+            await _deny_family(conn, record.family_id)
+            revoked.append(f"family:{record.family_id}")
+        if claims is not None:  # the access token dies now, not in up to 15 minutes
+            await accounts.revoke_tokens(conn, claims.revocation_ids,
+                                         datetime.fromtimestamp(claims.expires_at + 60, UTC))
+            revoked += claims.revocation_ids
+            if claims.family_id is not None and record is None:
+                await set_tenant(conn, Tenant(org_id=claims.org_id, user_id=claims.user_id, role="trainee"))
+                await accounts.revoke_family(conn, claims.family_id)
+    sweeper = sweeper_of(request)
+    if sweeper is not None and revoked:
+        sweeper.close_token(revoked)  # this instance's sockets of this login; the others within 2 s
     return clear_cookies(Response(None, status_code=204))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from gateway.auth.caller import CallerDep, TenantDb
+from gateway.auth.revocation import sweeper_of
 from gateway.auth.sessions import clear_cookies
 from gateway.errors import ApiError
 from storage import accounts
@@ -30,12 +31,15 @@ async def export_data(caller: CallerDep, db: TenantDb) -> Response[dict[str, Any
 
 
 @post("/api/user/delete", tags=["user"], summary="Delete your account and everything you own", status_code=204)
-async def delete_account(caller: CallerDep, db: TenantDb) -> Response[None]:
+async def delete_account(request: Request, caller: CallerDep, db: TenantDb) -> Response[None]:
     members = await accounts.list_members(db, caller.org_id)
     others = [m for m in members if m.user_id != caller.user_id]
     if caller.role == "admin" and others and not any(m.role == "admin" for m in others):
         raise ApiError(409, "last_admin", "you are the organization's only admin: make someone else admin first")
     await delete_user(db, caller.user_id, caller.org_id, delete_org=not others)
+    sweeper = sweeper_of(request)
+    if sweeper is not None:  # their sockets close here now, elsewhere at the next sweep
+        sweeper.close_user(caller.user_id, calls=True)
     return clear_cookies(Response(None, status_code=204))
 
 

@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from gateway.auth.caller import Caller, CallerDep, TenantDb, require_role
+from gateway.auth.revocation import sweeper_of
 from gateway.auth.tokens import hash_secret, new_secret
 from gateway.errors import ApiError
 from storage import accounts
@@ -73,21 +74,27 @@ async def _guard_last_admin(db: asyncpg.Connection, caller: Caller, user_id: uui
 
 
 @patch("/api/orgs/members/{user_id:uuid}", tags=["orgs"], summary="Change a member's role (admin)")
-async def update_member(caller: CallerDep, db: TenantDb, user_id: FromPath[uuid.UUID],
+async def update_member(request: Request, caller: CallerDep, db: TenantDb, user_id: FromPath[uuid.UUID],
                         data: JSONBody[MemberUpdate]) -> accounts.Member:
     require_role(caller, "admin")
     if data.role != "admin":
         await _guard_last_admin(db, caller, user_id)
     if not await accounts.set_member_role(db, caller.org_id, user_id, data.role):
         raise ApiError(404, "not_found", "no such member in your organization")
+    sweeper = sweeper_of(request)
+    if data.role == "trainee" and sweeper is not None:  # no longer staff: stops watching here now,
+        sweeper.close_user(user_id, calls=False)  # on the other instances at their next sweep
     return next(m for m in await accounts.list_members(db, caller.org_id) if m.user_id == user_id)
 
 
 @delete("/api/orgs/members/{user_id:uuid}", tags=["orgs"], summary="Remove a member (admin)", status_code=204)
-async def remove_member(caller: CallerDep, db: TenantDb, user_id: FromPath[uuid.UUID]) -> None:
+async def remove_member(request: Request, caller: CallerDep, db: TenantDb, user_id: FromPath[uuid.UUID]) -> None:
     require_role(caller, "admin")
     await _guard_last_admin(db, caller, user_id)
     await accounts.remove_member(db, caller.org_id, user_id)
+    sweeper = sweeper_of(request)
+    if sweeper is not None:  # their watchers and calls end here now, elsewhere at the next sweep
+        sweeper.close_user(user_id, calls=True)
 
 
 @get("/api/audit", tags=["orgs"], summary="The org's audit trail, newest first (admin)")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 
+from coaching.events import ClientPing, client_decoder
 from gateway.auth.caller import authenticate
 from gateway.errors import BAD_MESSAGE, TOO_BIG, TOO_LONG, AuthRefused, close_socket
 from gateway.transports.frames import receive_frame
@@ -42,8 +44,14 @@ async def echo(socket: WebSocket[Any, Any, Any], state: State) -> None:
                 await socket.close(TOO_BIG, f"frames are limited to {MAX_FRAME_BYTES} bytes")
                 return
             await socket.send_bytes(audio)
-        elif frame.get("text") == '{"type":"ping"}':
-            await socket.send_text('{"type":"pong"}')
-        else:
-            await socket.close(BAD_MESSAGE, "send binary audio frames (or a ping)")
-            return
+            continue
+        try:
+            message = client_decoder.decode(frame.get("text") or "")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            message = None
+        match message:
+            case ClientPing():  # JSON like every other socket's: spacing and key order do not matter
+                await socket.send_text('{"type":"pong"}')
+            case _:
+                await socket.close(BAD_MESSAGE, "send binary audio frames (or a ping)")
+                return

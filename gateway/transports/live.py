@@ -36,7 +36,7 @@ async def live_session(socket: WebSocket[Any, Any, Any], state: State, session_i
         await close_socket(socket, refused)
         return
     try:
-        await pump(socket, call, outbox, start)
+        await pump(socket, call, outbox, start, caller=caller, pool=state.pool)
     finally:
         call.detach_rep(outbox)
         await outbox.drain()

@@ -11,12 +11,14 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import WebSocket
 from litestar.datastructures import State
 
-from coaching.events import ClientEnd, ClientPing, ClientStart, ClientText, ErrorEvent, Pong, client_decoder, encode
+from coaching.events import ClientEnd, ClientPing, ClientStart, ClientText, Notice, Pong, client_decoder, encode
 from gateway.auth.caller import Caller, authenticate
+from gateway.auth.revocation import still_allowed
 from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.errors import INVALID_DATA, NORMAL, NOT_FOUND, POLICY, REFUSED, UNSUPPORTED, CallRefused
@@ -27,6 +29,7 @@ from storage import sessions
 __all__ = ["open_call", "open_watch", "pump"]
 
 START_TIMEOUT_S = 15
+BAD_MESSAGE_BUDGET = 20  # unreadable messages one live socket may send before it is closed
 Socket = WebSocket[Any, Any, Any]
 
 
@@ -95,14 +98,20 @@ async def open_watch(socket: Socket, state: State, session_id: uuid.UUID) -> tup
     if session is None:
         raise CallRefused(NOT_FOUND, "no such session")
     raw = socket.query_params.get("after_seq", "0")
-    if not raw.isdigit():
-        raise CallRefused(POLICY, "after_seq must be a whole number")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is a digit to isdigit; bigint caps seqs
+        raise CallRefused(POLICY, "after_seq must be a whole number from 0 to 999999999999999999")
     return caller, session, int(raw)
 
 
-async def pump(socket: Socket, call: LiveCall, outbox: Outbox, start: ClientStart) -> None:
-    """Feeds the rep's frames into the call until the socket closes or the call ends."""
+async def pump(socket: Socket, call: LiveCall, outbox: Outbox, start: ClientStart, *, caller: Caller,
+               pool: asyncpg.Pool) -> None:
+    """Feeds the rep's frames into the call until the socket closes or the call ends.
+
+    A message the socket cannot read is answered with a `notice` to this client only (never
+    stored or fanned out); past `BAD_MESSAGE_BUDGET` of them the socket is closed (1008). A typed
+    turn is taken only while the rep's access still holds (checked in the database)."""
     max_frame = start.audio.sample_rate * 2 * call.limits.max_frame_ms // 1000
+    bad = 0
     while not call.ending:
         frame = await receive_frame(socket)
         if frame is None:
@@ -120,10 +129,17 @@ async def pump(socket: Socket, call: LiveCall, outbox: Outbox, start: ClientStar
         try:
             command = client_decoder.decode(frame.get("text") or "")
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await call.emit(ErrorEvent(session_id=call.session_id, ts=0, code="bad_message", message=str(exc)[:200]))
+            bad += 1
+            if bad > BAD_MESSAGE_BUDGET:
+                outbox.close(POLICY, f"more than {BAD_MESSAGE_BUDGET} messages this socket could not read")
+                return
+            _notice(outbox, call, "bad_message", str(exc)[:200])
             continue
         match command:
             case ClientText():
+                if not await _allowed(pool, caller):
+                    await call.end("access_revoked")
+                    return
                 call.rep_text(command.text)
             case ClientEnd():
                 await call.end("rep_ended")
@@ -131,8 +147,21 @@ async def pump(socket: Socket, call: LiveCall, outbox: Outbox, start: ClientStar
             case ClientPing():
                 outbox.send_text(encode(Pong(session_id=call.session_id, ts=int(time.time() * 1000))))
             case ClientStart():
-                await call.emit(ErrorEvent(session_id=call.session_id, ts=0, code="already_started",
-                                              message="the call has already started"))
+                _notice(outbox, call, "already_started", "the call has already started")
             case _:  # a client message type added to the protocol without a case here
                 outbox.close(POLICY, f"the live socket does not accept {type(command).__name__} messages")
                 return
+
+
+async def _allowed(pool: asyncpg.Pool, caller: Caller) -> bool:
+    """The rep's access still holds. With the database unreachable the turn goes ahead: the call
+    goes on during an outage, and the revocation sweep closes a revoked socket once it is back."""
+    try:
+        return await still_allowed(pool, caller, staff=False)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return True
+
+
+def _notice(outbox: Outbox, call: LiveCall, code: str, message: str) -> None:
+    outbox.send_text(encode(Notice(session_id=call.session_id, ts=int(time.time() * 1000), code=code,
+                                   message=message)))

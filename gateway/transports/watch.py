@@ -18,9 +18,10 @@ from litestar.params import FromPath
 from coaching.errors import SparringError
 from coaching.events import ClientPing, Notice, Pong, Sender, WatcherWhisper, encode, watcher_decoder
 from coaching.session_log import as_sent
+from gateway.auth.revocation import WATCHER_REASON, still_allowed
 from gateway.calls.outbox import Outbox
 from gateway.calls.registry import CallRegistry
-from gateway.errors import NORMAL, POLICY, close_socket
+from gateway.errors import NORMAL, POLICY, REFUSED, close_socket
 from gateway.fanout.feeds import FeedHub
 from gateway.transports.frames import receive_frame
 from gateway.transports.session_socket import open_watch
@@ -79,6 +80,9 @@ async def watch_session(socket: WebSocket[Any, Any, Any], state: State, session_
                     outbox.close(POLICY, "only coaches and admins whisper")
                     return
                 case WatcherWhisper():
+                    if not await still_allowed(state.pool, caller, staff=True):  # demoted or removed since
+                        outbox.close(REFUSED, WATCHER_REASON)
+                        return
                     if not await _whisper(state, session, sender, command.text):
                         outbox.send_text(encode(Notice(
                             session_id=key, ts=now, code="not_delivered",

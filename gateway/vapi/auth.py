@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
 from typing import Literal, get_args
@@ -133,6 +134,8 @@ def _check_hmac(scheme: HmacScheme, secret: str, headers: Mapping[str, str], bod
             seconds = float(timestamp)
         except ValueError:
             raise AuthFailed(f"{scheme.timestamp_header} is not a number") from None
+        if not math.isfinite(seconds):  # nan compares false with everything: it would pass the window
+            raise AuthFailed(f"{scheme.timestamp_header} is not a finite number")
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
         if abs(now - seconds) > MAX_SKEW_S:

@@ -87,10 +87,10 @@ class VapiCalls:
             async with conn.transaction():
                 await set_tenant(conn, self._tenant(target_org))
                 fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0],
-                                                  body)
+                                                  body, endpoint_org=org_id)
                 if fresh and found is not None and not tool_call:
                     if message.call_id and found.call_id is None:
-                        await store.set_call_id(conn, found.id, message.call_id)
+                        await store.set_call_id(conn, found.id, message.call_id, platform=org_id is None)
                     entries = await self._apply(conn, message, found.id)
         if isinstance(message, m.ToolCalls | m.FunctionCall):
             return await answer_tool_calls(self._pool, message, target_org)  # answered again on a re-delivery
@@ -107,10 +107,12 @@ class VapiCalls:
 
     async def _session_for(self, conn: asyncpg.Connection, message: m.Message,
                            org_id: uuid.UUID | None) -> store.FoundSession | None:
-        """The message's session: by the id the browser passed, else by a call id seen before,
-        else a new session in the endpoint's (or the default) org. None: nobody to give it to."""
+        """The message's session: by the id the browser passed, else by a call id the same endpoint
+        bound before, else a new session in the endpoint's (or the default) org. None: nobody to
+        give it to. A delivery an org's endpoint verified never reaches another org's session, and
+        a call id an org's endpoint bound is never found from the platform's."""
         claimed = self.claimed_session(message.call.session_ref() if message.call else None)
-        found = await store.find_session(conn, claimed, message.call_id)
+        found = await store.find_session(conn, claimed, message.call_id, endpoint_org=org_id)
         if found is not None and org_id is not None and found.org_id != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:
@@ -122,11 +124,12 @@ class VapiCalls:
             async with conn.transaction():
                 await set_tenant(conn, self._tenant(org))
                 persona_id = await self._persona_for(conn, org, message.phone_number)
-                created = await self._create_session(conn, org, persona_id, message.call_id)
+                created = await self._create_session(conn, org, persona_id, message.call_id,
+                                                     platform=org_id is None)
         except asyncpg.UniqueViolationError:
-            # Another delivery of this call created its session first (or the call id is another
-            # org's): use what is there, within the org's bounds.
-            found = await store.find_session(conn, None, message.call_id)
+            # Another delivery of this call created its session first (or the org's own endpoint
+            # bound this call id): use what is there, within the endpoint's bounds.
+            found = await store.find_session(conn, None, message.call_id, endpoint_org=org_id)
             return found if found is not None and found.org_id == org else None
         return store.FoundSession(created, org, message.call_id) if created else None
 
@@ -146,15 +149,18 @@ class VapiCalls:
         return self._default_persona
 
     async def _create_session(self, conn: asyncpg.Connection, org: uuid.UUID, persona_id: str,
-                              call_id: str | None) -> uuid.UUID | None:
+                              call_id: str | None, *, platform: bool) -> uuid.UUID | None:
+        """A session for a call nobody started, owned by the org's first admin and marked so
+        (it never counts against that admin's live-call limit)."""
         owner = await store.first_admin(conn, org)
         if owner is None:
             log.warning("a VAPI call for an organization without members was kept but not mapped")
             return None
         row = await sessions.create_session(conn, org_id=org, user_id=owner, persona_id=persona_id,
                                            persona_snapshot=self._personas[persona_id].to_dict(), transport="vapi")
+        await store.mark_webhook_created(conn, row.id)
         if call_id:
-            await store.set_call_id(conn, row.id, call_id)
+            await store.set_call_id(conn, row.id, call_id, platform=platform)
         return row.id
 
     # --- the messages ---------------------------------------------------------------------------
@@ -276,14 +282,47 @@ class VapiCalls:
         org = org or self._default_org
         session_id = None
         async with self._tx(org) as conn:
-            await store.keep_delivery(conn, org, dedupe_key(message), message.type, body)
+            await store.keep_delivery(conn, org, dedupe_key(message), message.type, body, endpoint_org=org_id)
             if org is not None:
                 persona_id = persona_id if persona_id in self._personas else await self._persona_for(conn, org, number)
-                found = await store.find_session(conn, None, message.call_id) if message.call_id else None
-                session_id = found.id if found else await self._create_session(conn, org, persona_id, message.call_id)
+                found = await store.find_session(conn, None, message.call_id, endpoint_org=org_id) \
+                    if message.call_id else None
+                if found is not None and found.org_id != org:
+                    found = None
+                session_id = found.id if found else await self._create_for_assistant(conn, org, persona_id, message,
+                                                                                   platform=org_id is None)
         persona = self._personas[persona_id or self._default_persona]
         return m.AssistantReply(transient_assistant(persona, session_id=str(session_id) if session_id else None,
                                                     site_url=self._site_url, secret=self._secret))
+
+    async def _create_for_assistant(self, conn: asyncpg.Connection, org: uuid.UUID, persona_id: str,
+                                    message: m.AssistantRequest, *, platform: bool) -> uuid.UUID | None:
+        """The assistant's session; None when the org's own endpoint bound this call id already
+        (the platform endpoint may not see that session, so the call gets none)."""
+        try:
+            async with conn.transaction():  # a savepoint: the delivery stays kept
+                return await self._create_session(conn, org, persona_id, message.call_id, platform=platform)
+        except asyncpg.UniqueViolationError:
+            return None
+
+    # --- calls VAPI never ended ----------------------------------------------------------------
+
+    async def end_stale(self, session_id: uuid.UUID, org_id: uuid.UUID, *, started_before_s: float) -> bool:
+        """Ends a live VAPI call started more than `started_before_s` ago whose `ended` never came
+        (reason `vapi_timeout`), with `session.ended` numbered through its session log under the
+        session's lock like any webhook's events. False: it ended meanwhile, or is younger."""
+        async with self._tx(org_id) as conn:
+            locked = await store.lock_session(conn, session_id)
+            if locked is None or locked.status != "live" or locked.started_at is None:
+                return False
+            if (datetime.now(UTC) - locked.started_at).total_seconds() < started_before_s:
+                return False
+            entries = await self._append(conn, locked, [SessionEnded(
+                session_id=str(session_id), ts=0, reason="vapi_timeout", duration_ms=since_ms(locked.started_at))],
+                raise_hints=False)
+        await self._publish(session_id, org_id, entries)
+        log.info("ended a VAPI call that never reported its end", extra={"session_id": str(session_id)})
+        return True
 
     # --- coaches ------------------------------------------------------------------------------
 

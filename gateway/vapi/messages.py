@@ -225,12 +225,16 @@ def decode_message(body: bytes) -> Message:
     try:
         raw = msgspec.json.decode(body, type=_Envelope).message
         kind = msgspec.json.decode(raw, type=_Head).type
+    except RecursionError:
+        raise NotVapiMessage("the body is nested too deeply to be a VAPI server message") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise NotVapiMessage(f"not a VAPI server message ({{\"message\": {{\"type\": ...}}}}): {exc}") from None
     try:
         return msgspec.json.decode(raw, type=_TYPES.get(kind, Unhandled))
     except msgspec.ValidationError as exc:
         raise NotVapiMessage(f"{kind}: {exc}") from None
+    except RecursionError:
+        raise NotVapiMessage(f"{kind}: nested too deeply") from None
 
 
 class ToolCall(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ from litestar.response import Stream
 
 from gateway.auth.caller import CallerDep, TenantDb, require_role
 from gateway.errors import ApiError
-from gateway.ratelimit import limit_request
+from gateway.ratelimit import client_address, limit_request
 from gateway.settings import Settings
 from gateway.vapi import messages as m
 from gateway.vapi.auth import AuthFailed, HmacScheme, WebhookAuth, parse_mode, verify
@@ -46,7 +46,11 @@ async def _auth_for(state: State, org_id: uuid.UUID | None) -> WebhookAuth:
                            hmac=hmac_scheme(settings))
     async with tenant_tx(state.pool, Tenant(org_id=org_id, role="system")) as conn:
         own = await store.get_org_vapi(conn, org_id)
-    return WebhookAuth(mode=parse_mode(own.auth_mode), secret=own.secret, hmac=hmac_scheme(settings))
+    mode = parse_mode(own.auth_mode)
+    if mode == "none" and not settings.vapi_allow_unsigned_org_webhooks:
+        raise AuthFailed("this organization's endpoint is set to auth_mode none, which this server does not allow"
+                         " (VAPI_ALLOW_UNSIGNED_ORG_WEBHOOKS)")
+    return WebhookAuth(mode=mode, secret=own.secret, hmac=hmac_scheme(settings))
 
 
 async def _verified(request: Request, state: State, org_id: uuid.UUID | None) -> bytes:
@@ -55,8 +59,7 @@ async def _verified(request: Request, state: State, org_id: uuid.UUID | None) ->
     Raises:
         ApiError: 401 naming the check that failed; 429 over the webhook rate limit.
     """
-    client = request.client.host if request.client else "unknown"
-    await limit_request(request, "webhook", client)
+    await limit_request(request, "webhook", client_address(request))
     body = await request.body()
     try:
         verify(await _auth_for(state, org_id), request.headers, body)
@@ -148,6 +151,7 @@ class OrgVapiOut(msgspec.Struct):
     secret_set: bool
     default_persona_id: str | None
     phone_numbers: dict[str, str]
+    unsigned_allowed: bool  # whether auth_mode none may be set (VAPI_ALLOW_UNSIGNED_ORG_WEBHOOKS)
 
 
 class OrgVapiIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -161,7 +165,8 @@ def _org_out(state: State, org_id: uuid.UUID, own: store.VapiOrgSettings) -> Org
     base = state.settings.site_url or ""
     return OrgVapiOut(webhook_url=f"{base}/api/vapi/webhook/{org_id}", auth_mode=parse_mode(own.auth_mode),
                       secret_set=bool(own.secret), default_persona_id=own.default_persona_id,
-                      phone_numbers=own.phone_numbers)
+                      phone_numbers=own.phone_numbers,
+                      unsigned_allowed=state.settings.vapi_allow_unsigned_org_webhooks)
 
 
 @get("/api/orgs/vapi", tags=["vapi"], summary="The organization's VAPI settings (admin; the secret is write-only)")
@@ -173,6 +178,10 @@ async def get_org_vapi(state: State, caller: CallerDep, db: TenantDb) -> OrgVapi
 @put("/api/orgs/vapi", tags=["vapi"], summary="Replace the organization's VAPI settings (admin)")
 async def put_org_vapi(state: State, caller: CallerDep, db: TenantDb, data: JSONBody[OrgVapiIn]) -> OrgVapiOut:
     require_role(caller, "admin")
+    if data.auth_mode == "none" and not state.settings.vapi_allow_unsigned_org_webhooks:
+        raise ApiError(400, "unsigned_not_allowed", "auth_mode none would let anyone on the network create calls in"
+                       " this organization; this server does not allow it (VAPI_ALLOW_UNSIGNED_ORG_WEBHOOKS)",
+                       field="auth_mode")
     known = set(state.personas)
     for field, persona in [("default_persona_id", data.default_persona_id),
                            *((f"phone_numbers.{n}", p) for n, p in data.phone_numbers.items())]:

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from gateway.app import create_app, serve_app
+from gateway.auth.tokens import hash_secret
 from tests.conftest import TEST_JWT_SECRET, make_settings
 from tests.gateway.accounts_helpers import PASSWORD, bearer, invite, signup, unique_email
 from tests.servers import run_asgi
@@ -88,7 +89,7 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(client):
         "error": {"code": "invalid_credentials", "message": "wrong email or password"}}
 
 
-async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_whole_login(base_url):
+async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_whole_login(base_url, module_database_url):
     async with httpx.AsyncClient(base_url=base_url) as client:
         await signup(client)
         first = client.cookies.get("sparring_refresh")
@@ -97,6 +98,12 @@ async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_whole_login(
         second = client.cookies.get("sparring_refresh")
         assert second and second != first
         assert (await client.get("/api/me", headers=bearer(rotated.json()))).status_code == 200
+    db = await asyncpg.connect(module_database_url)  # past the grace window for two tabs refreshing at once
+    try:
+        await db.execute("UPDATE refresh_tokens SET used_at = now() - interval '1 minute' WHERE token_hash = $1",
+                         hash_secret(first))
+    finally:
+        await db.close()
     async with httpx.AsyncClient(base_url=base_url, cookies={"sparring_refresh": first}) as thief:
         reused = await thief.post("/api/auth/refresh")
     assert reused.status_code == 401

@@ -89,6 +89,8 @@ async def test_websocket_with_token_query_parameter_echoes_audio(base_url):
         assert await ws.recv() == frame
         await ws.send(json.dumps({"type": "ping"}, separators=(",", ":")))
         assert json.loads(await ws.recv()) == {"type": "pong"}
+        await ws.send('{ "type" : "ping" }')  # JSON, not an exact string
+        assert json.loads(await ws.recv()) == {"type": "pong"}
         await ws.send("hello?")
         code, reason = await closed_with(ws)
     assert code == 4400 and reason

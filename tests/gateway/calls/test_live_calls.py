@@ -6,8 +6,10 @@ import io
 import uuid
 import wave
 
+import asyncpg
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.fixtures.speech import silence, speech_pcm, word_error_rate
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
@@ -160,20 +162,41 @@ async def test_another_orgs_session_is_4404_and_a_coachs_is_4403(base_url, clien
     assert (await missing.wait_closed())[0] == 4404
 
 
-async def test_malformed_or_unknown_messages_get_an_error_event_and_the_call_goes_on(base_url, client, rep):
-    _, call = await open_call(base_url, client, rep)
+async def test_malformed_or_unknown_messages_get_a_notice_that_is_never_stored_and_the_call_goes_on(
+        base_url, client, rep, module_database_url):
+    session_id, call = await open_call(base_url, client, rep)
     await call.greeting()
     await call.send("{not json")
     await call.send({"type": "dance"})
-    errors = [await call.wait_for(lambda e: e["type"] == "error"),
-              await call.wait_for(lambda e: e["type"] == "error" and e["seq"] > call.of_type("error")[0]["seq"])]
-    assert all(e["code"] == "bad_message" and e["message"] for e in errors)
+    await call.wait_for(lambda e: e["type"] == "notice" and len(call.of_type("notice")) == 2)
+    notices = call.of_type("notice")
+    assert all(n["code"] == "bad_message" and n["message"] and "seq" not in n for n in notices)
     await call.send({"type": "ping"})
     await call.wait_for(lambda e: e["type"] == "pong")
     mark = len(call.events)
     await call.send({"type": "text", "text": "Are you there?"})
     await call.wait_for(lambda e: e["type"] == "persona.reply", after=mark)
     await call.close()
+    conn = await asyncpg.connect(module_database_url)
+    try:
+        kinds = [r["type"] for r in await conn.fetch("SELECT type FROM session_events WHERE session_id = $1",
+                                                      uuid.UUID(session_id))]
+    finally:
+        await conn.close()
+    assert "error" not in kinds and "notice" not in kinds, "bad client messages are answered, not logged"
+
+
+async def test_a_socket_sending_only_garbage_is_closed_1008_past_a_small_budget(base_url, client, rep):
+    _, call = await open_call(base_url, client, rep)
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    for i in range(100):
+        try:
+            await call.send(f"garbage {i}")
+        except ConnectionClosed:
+            break
+    code, reason = await call.wait_closed()
+    assert code == 1008 and "could not read" in reason
+    assert 10 <= len(call.of_type("notice")) <= 25
 
 
 @pytest.mark.parametrize(

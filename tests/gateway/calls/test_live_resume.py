@@ -102,6 +102,8 @@ async def test_idle_and_overlong_calls_end_with_their_reason(module_database_url
             busy = await LiveClient(url, await new_session(client, rep), rep["access_token"]).open()
             await busy.wait_for(lambda e: e["type"] == "session.started")
             for i in range(6):  # keep talking so only the length limit applies
+                if busy.close_code is not None:
+                    break  # the limit came while talking (a slow machine)
                 await busy.send({"type": "text", "text": f"Point number {i}."})
                 await asyncio.sleep(2)
             ended = await busy.wait_for(lambda e: e["type"] == "session.ended", timeout=30)

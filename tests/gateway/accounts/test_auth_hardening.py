@@ -1,0 +1,184 @@
+"""Issue 12 through the public interface: revocation reaches open sockets, logout kills the access
+token, two tabs refreshing at once stay signed in, CSRF is bound to the login, abuse limits and the
+client address behind a trusted proxy."""
+
+import asyncio
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from gateway.app import create_app, serve_app
+from gateway.auth.tokens import hash_secret
+from tests.conftest import make_settings
+from tests.gateway.accounts_helpers import PASSWORD, bearer, signup, unique_email
+from tests.gateway.calls.test_watch import team, watcher
+from tests.gateway.live_client import LiveClient
+from tests.servers import run_asgi
+
+
+@pytest.fixture(scope="module")
+def base_url(module_database_url):
+    settings = make_settings(module_database_url, rate_limit_login="3/minute", rate_limit_login_address="8/minute",
+                             rate_limit_signup="25/minute", trusted_proxies="127.0.0.1")
+    with run_asgi(serve_app(create_app(settings))) as url:
+        yield url
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+# --- 1. revocation reaches open sockets ----------------------------------------------------------
+
+async def test_a_coach_demoted_to_trainee_is_closed_and_cannot_whisper(base_url, client):
+    admin, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await watch.wait_for(lambda e: e["type"] == "session.started")
+    demoted = await client.patch(f"/api/orgs/members/{coach['user']['id']}", json={"role": "trainee"},
+                                 headers=bearer(admin))
+    assert demoted.status_code == 200
+    try:
+        await watch.send({"type": "whisper", "text": "sent after the demotion was answered"})
+    except Exception:
+        pass
+    code, reason = await watch.wait_closed(timeout=5)
+    assert code == 4403 and reason
+    await asyncio.sleep(0.5)
+    assert not [e for e in call.events if e["type"] == "whisper"], "a revoked coach's whisper took effect"
+    await call.close()
+
+
+async def test_a_rep_removed_from_the_org_loses_their_live_call(base_url, client):
+    admin, _, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.greeting()
+    removed = await client.delete(f"/api/orgs/members/{rep['user']['id']}", headers=bearer(admin))
+    assert removed.status_code == 204
+    try:
+        await call.send({"type": "text", "text": "a typed turn after the removal was answered"})
+    except Exception:
+        pass
+    code, reason = await call.wait_closed(timeout=5)
+    assert code == 4401 and reason
+    assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
+
+
+async def test_logout_closes_the_sockets_of_that_login(base_url, client):
+    _, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    assert (await client.post("/api/auth/logout", headers=bearer(rep))).status_code == 204
+    code, _ = await call.wait_closed(timeout=5)
+    assert code == 4401
+
+
+# --- 2. logout revokes the access token -------------------------------------------------------
+
+async def test_logout_revokes_the_access_token_at_once(client):
+    auth = await signup(client)
+    assert (await client.get("/api/me", headers=bearer(auth))).status_code == 200
+    assert (await client.post("/api/auth/logout", headers=bearer(auth))).status_code == 204
+    after = await client.get("/api/me", headers=bearer(auth))
+    assert after.status_code == 401 and after.json()["error"]["code"] == "token_revoked"
+
+
+# --- 3. two tabs refreshing at once -----------------------------------------------------------
+
+async def _refresh(base_url, token):
+    async with httpx.AsyncClient(base_url=base_url, cookies={"sparring_refresh": token}) as tab:
+        return await tab.post("/api/auth/refresh")
+
+
+async def test_two_tabs_refreshing_at_once_both_stay_signed_in(base_url, client):
+    await signup(client)
+    token = client.cookies.get("sparring_refresh")
+    first, second = await asyncio.gather(_refresh(base_url, token), _refresh(base_url, token))
+    assert [first.status_code, second.status_code] == [200, 200], (first.text, second.text)
+    for answer in (first, second):
+        me = await client.get("/api/me", headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+        assert me.status_code == 200
+        assert (await _refresh(base_url, answer.cookies["sparring_refresh"])).status_code == 200
+
+
+async def test_a_replay_after_the_grace_window_revokes_the_family(base_url, client, module_database_url):
+    await signup(client)
+    token = client.cookies.get("sparring_refresh")
+    rotated = await _refresh(base_url, token)
+    assert rotated.status_code == 200
+    conn = await asyncpg.connect(module_database_url)  # age the rotation past the 10 s window
+    try:
+        await conn.execute("UPDATE refresh_tokens SET used_at = now() - interval '1 minute' WHERE token_hash = $1",
+                           hash_secret(token))
+    finally:
+        await conn.close()
+    replay = await _refresh(base_url, token)
+    assert replay.status_code == 401 and replay.json()["error"]["code"] == "refresh_token_reused"
+    assert (await _refresh(base_url, rotated.cookies["sparring_refresh"])).status_code == 401
+    me = await client.get("/api/me", headers={"Authorization": f"Bearer {rotated.json()['access_token']}"})
+    assert me.status_code == 401, "the replay ended the login's access tokens too"
+
+
+# --- 4. CSRF bound to the login ------------------------------------------------------------------
+
+async def test_a_planted_csrf_cookie_and_header_pair_is_refused(base_url, client):
+    auth = await signup(client)
+    access = client.cookies.get("sparring_access")
+    bound = client.cookies.get("sparring_csrf")
+    planted = "planted-by-a-sibling-subdomain"
+    async with httpx.AsyncClient(base_url=base_url, cookies={"sparring_access": access, "sparring_csrf": planted},
+                                 headers={"X-CSRF-Token": planted}) as browser:
+        refused = await browser.post("/api/orgs/invites", json={"role": "trainee"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    async with httpx.AsyncClient(base_url=base_url, cookies={"sparring_access": access, "sparring_csrf": bound},
+                                 headers={"X-CSRF-Token": bound}) as browser:
+        assert (await browser.post("/api/orgs/invites", json={"role": "trainee"})).status_code == 201
+    assert auth["role"] == "admin"
+
+
+# --- 5. abuse limits and the client address ---------------------------------------------------
+
+async def test_successful_logins_do_not_consume_the_per_email_limit(client):
+    auth = await signup(client, email=unique_email("ok"))
+    email = auth["user"]["email"]
+    for _ in range(5):  # RATE_LIMIT_LOGIN is 3/minute, failures only
+        ok = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD},
+                               headers=_from("203.0.113.10"))
+        assert ok.status_code == 200, ok.text
+    for _ in range(3):
+        bad = await client.post("/api/auth/login", json={"email": email, "password": "wrong password!"},
+                                headers=_from("203.0.113.10"))
+        assert bad.status_code == 401
+    limited = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD},
+                                headers=_from("203.0.113.10"))
+    assert limited.status_code == 429
+    elsewhere = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD},
+                                  headers=_from("203.0.113.11"))
+    assert elsewhere.status_code == 200, "the client address comes from X-Forwarded-For of a trusted proxy"
+
+
+async def test_login_is_limited_per_address_across_emails(client):
+    answers = [(await client.post("/api/auth/login", json={"email": unique_email(), "password": "x" * 12},
+                                  headers=_from("198.51.100.7"))).status_code for _ in range(9)]
+    assert answers[:8] == [401] * 8 and answers[8] == 429
+
+
+async def test_signup_is_limited_and_a_taken_email_costs_a_hash(base_url, client):
+    auth = await signup(client)
+    start = time.perf_counter()
+    taken = await client.post("/api/auth/signup", json={"email": auth["user"]["email"], "password": PASSWORD,
+                                                        "name": "X", "org_name": "Y"}, headers=_from("192.0.2.9"))
+    taken_s = time.perf_counter() - start
+    assert taken.status_code == 409
+    start = time.perf_counter()
+    await client.post("/api/auth/login", json={"email": unique_email(), "password": PASSWORD},
+                      headers=_from("192.0.2.99"))
+    login_s = time.perf_counter() - start
+    assert taken_s > login_s * 0.5, "a taken email is answered without the password hash"
+    codes = [(await client.post("/api/auth/signup", json={"email": unique_email(), "password": PASSWORD,
+                                                          "name": "X", "org_name": "Y"},
+                                headers=_from("192.0.2.10"))).status_code for _ in range(26)]
+    assert codes[:25] == [201] * 25 and codes[25] == 429
