@@ -2,7 +2,6 @@
 verified the delivery, unsigned org endpoints only when the operator allows them, VAPI calls whose
 `ended` never arrives are ended, and calls the webhook created never hold a person's limit."""
 
-import json
 import uuid
 
 import asyncpg
@@ -13,6 +12,7 @@ from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, signup
 from tests.gateway.live_client import LiveClient
+from tests.gateway.vapi.test_vapi import stored_events
 from tests.gateway.vapi_helpers import SECRET, deliver, payload
 from tests.servers import run_asgi
 
@@ -62,16 +62,6 @@ async def vapi_session(client, rep) -> str:
     return response.json()["id"]
 
 
-async def events_of(database_url, session_id) -> list[dict]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT payload::text FROM session_events WHERE session_id = $1 ORDER BY seq",
-                                uuid.UUID(session_id))
-    finally:
-        await conn.close()
-    return [json.loads(r["payload"]) for r in rows]
-
-
 async def org_sessions(database_url, org_id) -> list[str]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -105,9 +95,9 @@ async def test_an_org_claiming_a_call_id_first_never_receives_the_platforms_deli
                  payload("end-of-call-report-legacy", call_id=call_id)):  # by call id alone
         response = await deliver(lenient, body)
         assert response.status_code == 200, response.text
-    kinds = [e["type"] for e in await events_of(module_database_url, sid)]
+    kinds = [e["type"] for e in await stored_events(module_database_url, sid)]
     assert kinds[0] == "session.started" and "transcript.final" in kinds and kinds[-1] == "session.ended", kinds
-    assert [e["type"] for e in await events_of(module_database_url, planted[0])] == ["session.started"]
+    assert [e["type"] for e in await stored_events(module_database_url, planted[0])] == ["session.started"]
     detail = (await lenient.get(f"/api/sessions/{planted[0]}", headers=bearer(attacker))).json()
     assert detail["transcript"] == [], "another org's transcript is never read through a claimed call id"
     assert await org_sessions(module_database_url, org_e) == planted
@@ -128,7 +118,7 @@ async def test_a_delivery_verified_for_one_org_never_touches_another_orgs_sessio
                  payload("transcript-final-user", call_id=call_id, session_id=sid),
                  payload("status-update-ended", call_id=call_id)):
         assert (await unsigned(lenient, body, org_e)).status_code == 200
-    assert [e["type"] for e in await events_of(module_database_url, sid)] == ["session.started"]
+    assert [e["type"] for e in await stored_events(module_database_url, sid)] == ["session.started"]
 
 
 # --- 2. unsigned org endpoints only when the operator allows them ---------------------------------
@@ -175,7 +165,7 @@ async def test_a_vapi_call_whose_end_never_arrives_is_ended_after_the_max_call_t
 
     detail = await eventually(ended, timeout=30, interval=0.5)
     assert detail and detail["end_reason"] == "vapi_timeout"
-    events = await events_of(module_database_url, sid)
+    events = await stored_events(module_database_url, sid)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "numbered through the session log"
     assert events[-1]["type"] == "session.ended" and events[-1]["reason"] == "vapi_timeout"
     assert events[-1]["duration_ms"] >= 10_000
