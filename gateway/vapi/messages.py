@@ -9,6 +9,7 @@ make VAPI retry it).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ import msgspec
 __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
-    "Unhandled", "UserInterrupted", "decode_message", "session_ref_in", "tool_calls_of",
+    "Unhandled", "UserInterrupted", "decode_message", "session_ref_in", "tool_calls_of", "without_nul",
     "Accepted", "Artifact", "AssistantReply", "FunctionResult", "Monitor", "Reply", "ReportMessage", "ToolResult",
     "ToolResults",
 ]
@@ -215,6 +216,17 @@ class _Envelope(msgspec.Struct):
 
 class _Head(msgspec.Struct):
     type: str
+
+
+# A `\u0000` escape: one preceded by an even run of backslashes (an odd run escapes its backslash).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def without_nul(body: bytes) -> bytes:
+    """The JSON body with every NUL (`\u0000`) removed from its strings and keys, as the socket
+    path strips them from text: Postgres stores no NUL, in text or in jsonb. (JSON carries a NUL
+    only as that escape.) Applied after verification, to what is decoded and kept."""
+    return _NUL_ESCAPE.sub(rb"\1", body) if b"\\u0000" in body else body
 
 
 def decode_message(body: bytes) -> Message:

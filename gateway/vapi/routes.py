@@ -70,12 +70,13 @@ async def _verified(request: Request, state: State, org_id: uuid.UUID | None) ->
 
 
 async def _message(request: Request, state: State, org_id: uuid.UUID | None) -> tuple[m.Message, bytes]:
-    """The verified delivery, decoded.
+    """The verified delivery, decoded, NUL characters stripped (`messages.without_nul`) as on the
+    socket path.
 
     Raises:
         ApiError: 401 (verification), 429 (rate limit), 400 (not a VAPI message).
     """
-    body = await _verified(request, state, org_id)
+    body = m.without_nul(await _verified(request, state, org_id))  # kept in the inbox: no NUL there either
     try:
         return m.decode_message(body), body
     except m.NotVapiMessage as exc:
@@ -87,17 +88,20 @@ async def _handle(request: Request, state: State, org_id: uuid.UUID | None) -> R
     return Response(await state.vapi.handle(message, body, org_id), status_code=200)
 
 
-@post("/api/vapi/webhook", tags=["vapi"], summary="VAPI server messages (VAPI_WEBHOOK_SECRET, VAPI_DEFAULT_ORG_ID)")
+@post("/api/vapi/webhook", tags=["vapi"], status_code=200,
+      summary="VAPI server messages (VAPI_WEBHOOK_SECRET, VAPI_DEFAULT_ORG_ID)")
 async def webhook(request: Request, state: State) -> Response:
     return await _handle(request, state, None)
 
 
-@post("/api/vapi/webhook/{org_id:uuid}", tags=["vapi"], summary="VAPI server messages for one organization")
+@post("/api/vapi/webhook/{org_id:uuid}", tags=["vapi"], status_code=200,
+      summary="VAPI server messages for one organization")
 async def org_webhook(request: Request, state: State, org_id: FromPath[uuid.UUID]) -> Response:
     return await _handle(request, state, org_id)
 
 
-@post("/api/vapi/tools/knowledge-base", tags=["vapi"], summary="VAPI tool calls: the knowledge_base function")
+@post("/api/vapi/tools/knowledge-base", tags=["vapi"], status_code=200,
+      summary="VAPI tool calls: the knowledge_base function")
 async def knowledge_tool(request: Request, state: State) -> Response:
     message, body = await _message(request, state, None)
     if not isinstance(message, (m.ToolCalls, m.FunctionCall)):
@@ -105,7 +109,7 @@ async def knowledge_tool(request: Request, state: State) -> Response:
     return Response(await state.vapi.handle(message, body, None), status_code=200)
 
 
-@post(["/api/vapi/llm/chat/completions", "/api/vapi/llm/{rest:path}"], tags=["vapi"],
+@post(["/api/vapi/llm/chat/completions", "/api/vapi/llm/{rest:path}"], tags=["vapi"], status_code=200,
       summary="Custom LLM for VAPI: the persona brain, OpenAI-compatible, streamed as SSE")
 async def vapi_llm(request: Request, state: State) -> Response | Stream:
     settings: Settings = state.settings
