@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from litestar.connection import ASGIConnection
@@ -29,6 +29,7 @@ from gateway.calls.live_call import LiveCall
 from gateway.errors import REFUSED, UNAUTHENTICATED
 from gateway.fanout.feeds import Watcher
 from storage import accounts
+from storage.database import acquire
 
 __all__ = ["RevocationSweeper", "still_allowed"]
 
@@ -41,8 +42,7 @@ async def still_allowed(pool: asyncpg.Pool, caller: Caller, *, staff: bool) -> b
     """True while `caller`'s account, membership (with a coach or admin role when `staff`), access
     token and login are all still valid: one query. Call it before acting on what a socket sent
     (a whisper: `staff=True`; a typed turn: `staff=False`)."""
-    async with pool.acquire() as proxy:
-        conn = cast("asyncpg.Connection", proxy)
+    async with acquire(pool) as conn:
         allowed = await accounts.sockets_allowed(
             conn, [(caller.user_id, caller.org_id, caller.revocation_ids, staff)])
     return allowed == [True]
@@ -109,8 +109,8 @@ class RevocationSweeper:
         entries = [_rep_entry(c) for c in calls] + [_watcher_entry(w) for w in watchers]
         if not entries:
             return 0
-        async with self._pool.acquire() as proxy:
-            allowed = await accounts.sockets_allowed(cast("asyncpg.Connection", proxy), entries)
+        async with acquire(self._pool) as conn:
+            allowed = await accounts.sockets_allowed(conn, entries)
         closed = 0
         for call, ok in zip(calls, allowed[:len(calls)], strict=True):
             if not ok:
