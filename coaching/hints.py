@@ -20,7 +20,7 @@ import msgspec
 
 from coaching.events import Event, Evidence, Hint, TranscriptFinal
 
-__all__ = ["OBJECTIONS", "HintEngine", "HintOptions", "Severity"]
+__all__ = ["OBJECTIONS", "OPEN_QUESTION", "QUESTION_START", "HintEngine", "HintOptions", "Severity"]
 
 Severity = Literal["info", "warning"]
 
@@ -42,9 +42,9 @@ OBJECTIONS: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(r"\b(fine as is|works fine|we're fine|no need|don't see a reason|not ready)\b"),
         "Status quo: quantify what staying the same costs them."),
 }
-_QUESTION_START = re.compile(r"^(what|how|why|when|where|who|which|tell me|walk me|can you|could you|do you"
-                             r"|are you|is there|have you)\b")
-_OPEN = re.compile(r"^(what|how|why|tell me|walk me|describe|help me understand)\b")
+QUESTION_START = re.compile(r"^(what|how|why|when|where|who|which|tell me|walk me|can you|could you|do you"
+                            r"|are you|is there|have you)\b")
+OPEN_QUESTION = re.compile(r"^(what|how|why|tell me|walk me|describe|help me understand)\b")
 _NEXT_STEP = re.compile(r"\b(next step|meeting|demo|calendar|schedule|book|follow[- ]up|trial|pilot|next week"
                         r"|monday|tuesday|wednesday|thursday|friday)\b")
 _WINDING_DOWN = re.compile(r"\b(have to go|got to run|need to jump|next meeting|time's up|wrap up|let you go)\b")
@@ -144,10 +144,10 @@ class HintEngine:
         o = self._options
         out: list[tuple[str, Severity, str]] = []
         lowered = turn.text.lower()
-        is_question = turn.text.endswith("?") or bool(_QUESTION_START.match(lowered))
+        is_question = turn.text.endswith("?") or bool(QUESTION_START.match(lowered))
         if is_question:
             self._questions += 1
-            self._open_questions += bool(_OPEN.match(lowered))
+            self._open_questions += bool(OPEN_QUESTION.match(lowered))
         if _NEXT_STEP.search(lowered):
             self._next_step_asked = True
         if self._pending_buyer_question is not None:

@@ -7,7 +7,7 @@ import json
 import math
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from litestar import Litestar, Request, Response, get, post
@@ -17,7 +17,12 @@ from litestar.response import Stream
 @dataclass
 class FakeOpenAI:
     """Controls what the fake answers. `reply` is streamed word by word as chat deltas; `requests`
-    records (method, path, authorization) per call and `chats` the request bodies of completions."""
+    records (method, path, authorization) per call and `chats` the request bodies of completions.
+
+    Structured-output completions (`response_format`, not streamed) answer with `structured`, or
+    with what `structured_fn(body)` returns when it is set: an object sent as JSON content, or a
+    string sent as the content as is (for malformed output). The next `structured_failures` of
+    them answer 500 and the next `structured_garbage` (after those) answer content that is not JSON."""
 
     failing: bool = False
     reply: str = "Sure. Tell me more about it."
@@ -25,10 +30,28 @@ class FakeOpenAI:
     chats: list[dict] = field(default_factory=list)
     # Answer to a completion asking for structured output (`response_format`), sent as its content.
     structured: dict = field(default_factory=lambda: {"stage": "discovery", "hint": None, "severity": "info"})
+    structured_fn: Callable[[dict], dict | str] | None = None
+    structured_failures: int = 0
+    structured_garbage: int = 0
 
     def persona_chats(self) -> list[dict]:
         """The streamed (persona) completions, without structured-output requests (LLM hints)."""
         return [c for c in self.chats if c.get("stream")]
+
+    def structured_chats(self) -> list[dict]:
+        """The structured-output completions (LLM hints, LLM scoring), in the order they came."""
+        return [c for c in self.chats if "response_format" in c and not c.get("stream")]
+
+    def _structured_content(self, body: dict) -> str | None:
+        """The content to answer a structured request with; None: fail it with 500."""
+        if self.structured_failures > 0:
+            self.structured_failures -= 1
+            return None
+        if self.structured_garbage > 0:
+            self.structured_garbage -= 1
+            return 'Sure! Here is the JSON you asked for: {"'
+        answer = self.structured_fn(body) if self.structured_fn is not None else self.structured
+        return answer if isinstance(answer, str) else json.dumps(answer)
 
     def _record(self, request: Request) -> None:
         self.requests.append((request.method, request.url.path, request.headers.get("authorization")))
@@ -54,11 +77,14 @@ class FakeOpenAI:
             if fake.failing:
                 return fake._failure()
             if "response_format" in body and not body.get("stream"):
+                content = fake._structured_content(body)
+                if content is None:
+                    return fake._failure()
                 return Response({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": json.dumps(fake.structured)}}],
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
                 })
 
