@@ -15,7 +15,7 @@ __all__ = [
     "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart",
     "ClientText", "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply",
     "PersonaReplyDelta",
-    "Pong", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
+    "Pong", "ScoreReady", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
     "event_decoder", "watcher_decoder", "without_nul",
 ]
@@ -113,6 +113,16 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     duration_ms: int
 
 
+class ScoreReady(Event, frozen=True, kw_only=True, tag="score.ready"):
+    """The call's scorecard is stored (after `session.ended`; again after each rescore). The
+    scorecard itself: `GET /api/sessions/{id}/score`."""
+
+    score_id: str
+    overall: float
+    passed: bool
+    scorer: str
+
+
 class ErrorEvent(Event, frozen=True, kw_only=True, tag="error"):
     code: str
     message: str
@@ -132,7 +142,7 @@ class Notice(_Message, frozen=True, kw_only=True, tag="notice"):
 
 ServerMessage = (
     SessionStarted | TranscriptPartial | TranscriptFinal | PersonaReplyDelta | PersonaReply | PersonaAudioStart
-    | PersonaAudioEnd | Hint | Whisper | SessionEnded | ErrorEvent | Pong | Notice
+    | PersonaAudioEnd | Hint | Whisper | SessionEnded | ScoreReady | ErrorEvent | Pong | Notice
 )
 
 # --- client -> server -------------------------------------------------------------------------

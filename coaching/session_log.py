@@ -26,7 +26,7 @@ import msgspec
 
 from coaching.brains.base import Turn
 from coaching.errors import SparringError
-from coaching.events import Event, Hint, SessionEnded, TranscriptFinal, decode_event, encode, without_nul
+from coaching.events import Event, Hint, ScoreReady, SessionEnded, TranscriptFinal, decode_event, encode, without_nul
 from coaching.hints import HintEngine, HintOptions, Severity
 from coaching.latency import LatencyObserver, TurnLatency
 
@@ -139,13 +139,14 @@ class SessionLog:
     # --- appending -----------------------------------------------------------------------------
 
     def append(self, event: Event, *, raise_hints: bool = True) -> Appended:
-        """Numbers one event (seq 0 as built) and the hints it raises; nothing once sealed.
+        """Numbers one event (seq 0 as built) and the hints it raises; nothing once sealed, but
+        for `score.ready`, which comes after the call by nature.
 
         Args:
             event: any log event; `ts` 0 is stamped with the clock.
             raise_hints: False for finals that are history, not live speech (a report's transcript).
         """
-        if self.sealed:
+        if self.sealed and not isinstance(event, ScoreReady):
             return _NOTHING
         numbered = self._number(event)
         entries = [self._keep(numbered)]

@@ -32,7 +32,7 @@ from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.ratelimit import RateLimitHeaders
 from gateway.resources import lifespan
-from gateway.routes import accounts, live, me_data, orgs, personas, sessions
+from gateway.routes import accounts, live, me_data, orgs, personas, scores, sessions
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo
@@ -191,6 +191,8 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         personas.delete_persona,
         sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
         sessions.delete_session, sessions.recording,
+        scores.get_analytics, scores.get_score, scores.list_scores, scores.score_stream, scores.job_stream,
+        scores.rescore, scores.get_progress, scores.team, scores.get_scoring, scores.put_scoring,
         live.list_live_calls,
         vapi_routes.webhook, vapi_routes.org_webhook, vapi_routes.knowledge_tool, vapi_routes.vapi_llm,
         vapi_routes.get_org_vapi, vapi_routes.put_org_vapi,

@@ -28,7 +28,8 @@ from gateway.auth.tokens import InvalidToken
 __all__ = [
     "BAD_MESSAGE", "CLOSE_CODES", "ENDED", "INTERNAL", "INVALID_DATA", "NORMAL", "NOT_FOUND", "POLICY",
     "RATE_LIMITED", "REFUSED", "RESTARTING", "TAKEN_OVER", "TOO_BIG", "TOO_LONG", "TRY_AGAIN", "UNAUTHENTICATED",
-    "UNSUPPORTED", "ApiError", "AuthRefused", "CallRefused", "ErrorBody", "ErrorDetail", "RateLimitUnavailable",
+    "UNSUPPORTED", "ApiError", "AuthRefused", "CallRefused", "ErrorBody", "ErrorDetail", "JobState",
+    "RateLimitUnavailable",
     "RateLimited", "close_for", "close_socket", "error_detail", "exception_handlers", "status_for",
 ]
 
@@ -78,10 +79,19 @@ _MAX_REASON_BYTES = 123  # what a WebSocket close frame can carry
 
 
 # --- The errors ----------------------------------------------------------------------------------
+class JobState(msgspec.Struct):
+    """The background job an answer waits on (e.g. a scorecard not ready yet)."""
+
+    id: str
+    status: str
+    error: str | None = None
+
+
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
     field: str | None = None
+    job: JobState | None = None
 
 
 class ErrorBody(msgspec.Struct):
@@ -99,9 +109,9 @@ class ApiError(SparringError, HTTPException):
     """
 
     def __init__(self, status_code: int, code: str, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, job: JobState | None = None) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
-        self.code, self.message, self.field = code, message, field
+        self.code, self.message, self.field, self.job = code, message, field, job
 
 
 class AuthRefused(SparringError):
@@ -209,7 +219,7 @@ def error_detail(exc: Exception) -> ErrorDetail:
     """The HTTP error body's `error` for `exc` (an unexpected error says only that it was logged)."""
     match exc:
         case ApiError():
-            return ErrorDetail(exc.code, exc.message, exc.field)
+            return ErrorDetail(exc.code, exc.message, exc.field, exc.job)
         case AuthRefused():
             return ErrorDetail(exc.code, exc.message)
         case InvalidToken():

@@ -17,6 +17,7 @@ import openai
 import redis.asyncio as aioredis
 from litestar import Litestar
 
+from coaching.brains.llm import LlmBackend
 from coaching.persona import load_personas
 from gateway.auth.revocation import RevocationSweeper
 from gateway.calls.registry import CallRegistry
@@ -24,8 +25,11 @@ from gateway.calls.services import CallServices, build_call_services
 from gateway.fanout.feeds import FeedHub
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
+from gateway.jobs.notifications import JobNotifications
+from gateway.jobs.runner import JobRunner
+from gateway.jobs.scoring import ScoreSession, build_scorer
 from gateway.ratelimit import RateLimiter
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.vapi.calls import VapiCalls
 from gateway.vapi.timeouts import VapiTimeouts
 from storage.database import connect, create_pool
@@ -93,6 +97,17 @@ def _llm_clients(settings: Settings) -> dict[str, openai.AsyncOpenAI]:
             timeout=settings.provider_timeout_s, max_retries=0,
         )
     return clients
+
+
+def _scoring_backends(settings: Settings, clients: dict[str, openai.AsyncOpenAI]) -> list[LlmBackend]:
+    """The LLM scorer's backends, OpenRouter first as the original service did; none when
+    SCORER=heuristic or no key is set (the heuristic scorer then)."""
+    if settings.scorer == "heuristic":
+        return []
+    if settings.scorer == "llm" and not clients:
+        raise SettingsError("SCORER", "llm needs OPENROUTER_API_KEY or OPENAI_API_KEY")
+    models = {"openrouter": settings.openrouter_model, "openai": settings.openai_model}
+    return [LlmBackend(name, clients[name], models[name]) for name in ("openrouter", "openai") if name in clients]
 
 
 async def _warm_up(services: CallServices, loaders: Sequence[Callable[[], object]]) -> None:
@@ -167,6 +182,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         overdue_s = settings.max_call_seconds + settings.vapi_timeout_grace_seconds
         timeouts = VapiTimeouts(pool, app.state.vapi, after_s=overdue_s, every_s=min(60.0, max(1.0, overdue_s / 10)))
         stack.push_async_callback(_cancel, asyncio.create_task(timeouts.run()))
+        app.state.job_notifications = await stack.enter_async_context(JobNotifications(pool))
+        app.state.scorer = build_scorer(settings.scorer, _scoring_backends(settings, app.state.llm_clients))
+        score = ScoreSession(app.state.scorer)
+        app.state.jobs = await stack.enter_async_context(JobRunner(
+            pool, {score.kind: score}, worker_id=instance_id, notifications=app.state.job_notifications,
+            concurrency=settings.job_workers))
         if settings.vapi_webhook_auth == "none":
             log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
         # Load local models in the background so the first call does not wait for them.

@@ -21,6 +21,7 @@ SttProvider = Literal["auto", "openai", "local"]
 TtsProvider = Literal["auto", "openai", "elevenlabs", "local"]
 LlmProvider = Literal["auto", "openai", "openrouter", "scripted"]
 HintsLlm = Literal["auto", "on", "off"]
+Scorer = Literal["auto", "heuristic", "llm"]
 VapiAuth = Literal["auto", "hmac", "secret", "bearer", "legacy", "none"]
 VapiHmacAlgorithm = Literal["sha256", "sha512", "sha1"]
 VapiHmacEncoding = Literal["hex", "base64"]
@@ -103,6 +104,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Stage-aware hints from the LLM on top of the rules: auto = when an LLM key is set.
     hints_llm: HintsLlm = "auto"
     hints_llm_interval_seconds: int = 30
+    # Scoring: auto = the LLM scorer (GPT-4o via OpenRouter, then OpenAI) when a key is set, else
+    # the heuristic scorer; jobs (scoring, transcription) worked at once per instance.
+    scorer: Scorer = "auto"
+    job_workers: int = 2
     # VAPI.
     vapi_private_key: str | None = None
     vapi_public_key: str | None = None
@@ -154,7 +159,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
 
 _WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
-                "llm_provider": str.lower, "hints_llm": str.lower, "vapi_webhook_auth": str.lower,
+                "llm_provider": str.lower, "hints_llm": str.lower, "scorer": str.lower, "vapi_webhook_auth": str.lower,
                 "vapi_hmac_algorithm": str.lower, "vapi_hmac_encoding": str.lower}
 _URL_SCHEMES = {
     "database_url": ("postgres", "postgresql"),
@@ -189,6 +194,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "hint_min_gap_seconds": (0, 3600),
     "hint_repeat_seconds": (0, 3600),
     "hints_llm_interval_seconds": (5, 3600),
+    "job_workers": (1, 64),
     "refresh_grace_seconds": (0, 60),
     "vapi_timeout_grace_seconds": (0, 24 * 3600),
 }
@@ -230,7 +236,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if field in _WORD_FIELDS:
             choices = get_args({
                 "log_level": LogLevel, "stt_provider": SttProvider, "tts_provider": TtsProvider,
-                "llm_provider": LlmProvider, "hints_llm": HintsLlm, "vapi_webhook_auth": VapiAuth,
+                "llm_provider": LlmProvider, "hints_llm": HintsLlm, "scorer": Scorer, "vapi_webhook_auth": VapiAuth,
                 "vapi_hmac_algorithm": VapiHmacAlgorithm, "vapi_hmac_encoding": VapiHmacEncoding}[field])
             kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None

@@ -11,10 +11,12 @@ import asyncpg
 import msgspec
 
 from coaching.session_log import LogEntry, Segment
+from storage.jobs import enqueue_job
 
 __all__ = [
     "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions",
-    "count_live_sessions", "create_session", "end_session", "get_session", "list_events", "list_sessions",
+    "count_live_sessions", "create_session", "end_session", "enqueue_score", "get_session", "list_events",
+    "list_sessions",
     "list_transcript", "max_seq", "set_recording", "soft_delete_session", "start_session", "recording_enabled",
 ]
 
@@ -36,6 +38,10 @@ class SessionRow(msgspec.Struct, frozen=True):
     last_activity_at: datetime | None
     recording_blob_id: uuid.UUID | None
     rep_name: str | None = None
+    # In lists: how long it ran, and its latest score.
+    duration_ms: int | None = None
+    score: float | None = None
+    passed: bool | None = None
 
 
 class EventRow(msgspec.Struct, frozen=True):
@@ -82,15 +88,23 @@ async def get_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Sessio
 
 
 async def list_sessions(conn: asyncpg.Connection, *, status: Status | None, user_id: uuid.UUID | None,
-                        persona_id: str | None, limit: int, before: datetime | None) -> list[SessionRow]:
+                        persona_id: str | None, limit: int, before: datetime | None,
+                        min_score: float | None = None, max_score: float | None = None) -> list[SessionRow]:
+    """Newest first; with a score bound, only scored calls within it."""
     rows = await conn.fetch(
         f"""
-        SELECT {_COLUMNS} FROM roleplay_sessions s LEFT JOIN users u ON u.id = s.user_id
+        SELECT {_COLUMNS},
+               (extract(epoch FROM s.ended_at - s.started_at) * 1000)::bigint AS duration_ms,
+               sc.overall::float8 AS score, sc.passed
+        FROM roleplay_sessions s LEFT JOIN users u ON u.id = s.user_id
+        LEFT JOIN LATERAL (SELECT overall, passed FROM session_scores WHERE session_id = s.id
+                           ORDER BY created_at DESC, id LIMIT 1) sc ON true
         WHERE s.deleted_at IS NULL AND ($1::text IS NULL OR s.status = $1) AND ($2::uuid IS NULL OR s.user_id = $2)
           AND ($3::text IS NULL OR s.persona_id = $3) AND ($4::timestamptz IS NULL OR s.created_at < $4)
+          AND ($6::float8 IS NULL OR sc.overall >= $6) AND ($7::float8 IS NULL OR sc.overall <= $7)
         ORDER BY s.created_at DESC LIMIT $5
         """,
-        status, user_id, persona_id, before, limit,
+        status, user_id, persona_id, before, limit, min_score, max_score,
     )
     return [_session(r) for r in rows]
 
@@ -122,9 +136,22 @@ async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: s
                       fence: int | None = None) -> None:
     """Ends the session once; with `fence`, only while that fencing token still owns the call (an
     instance that lost the call to another must not end it under the new owner)."""
-    await conn.execute(
+    row = await conn.fetchrow(
         "UPDATE roleplay_sessions SET status = 'ended', end_reason = $2, ended_at = now()"
-        " WHERE id = $1 AND status <> 'ended' AND ($3::bigint IS NULL OR owner_fence = $3)", session_id, reason, fence)
+        " WHERE id = $1 AND status <> 'ended' AND ($3::bigint IS NULL OR owner_fence = $3)"
+        " RETURNING org_id, transport, started_at IS NOT NULL AS started", session_id, reason, fence)
+    # A call that ran is scored once (VAPI calls when their end-of-call report arrives, which
+    # carries the transcript; one that never reports is scored when it times out).
+    if row is not None and row["started"] and (row["transport"] != "vapi" or reason == "vapi_timeout"):
+        await enqueue_score(conn, row["org_id"], session_id)
+
+
+async def enqueue_score(conn: asyncpg.Connection, org_id: uuid.UUID, session_id: uuid.UUID, *,
+                        rescore: bool = False) -> uuid.UUID | None:
+    """Queues scoring of a finished call: once per call automatically (deduplicated), or again on
+    request (`rescore`). Returns the job id (None: the automatic one was queued before)."""
+    return await enqueue_job(conn, org_id, "score_session", {"session_id": str(session_id)},
+                             dedupe_key=None if rescore else str(session_id), session_id=session_id)
 
 
 async def set_recording(conn: asyncpg.Connection, session_id: uuid.UUID, blob_id: uuid.UUID) -> None:

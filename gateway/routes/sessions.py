@@ -16,6 +16,7 @@ from litestar.response import Stream
 
 from coaching.audio.recording import RECORDING_CONTENT_TYPE
 from coaching.events import decode_event
+from coaching.session_log import Segment
 from gateway.auth.caller import CallerDep, TenantDb
 from gateway.errors import ApiError
 from gateway.routes.personas import resolve_persona
@@ -45,6 +46,9 @@ class SessionOut(msgspec.Struct):
     started_at: datetime | None
     ended_at: datetime | None
     has_recording: bool
+    duration_ms: int | None = None
+    score: float | None = None  # the latest scorecard's overall, once scored
+    passed: bool | None = None
 
 
 class VapiStart(msgspec.Struct):
@@ -60,16 +64,7 @@ class CreatedSession(SessionOut, kw_only=True):
     vapi: VapiStart | None = None
 
 
-class Segment(msgspec.Struct):
-    segment_id: str
-    speaker: str
-    text: str
-    start_ms: int
-    end_ms: int
-    seq: int | None
-
-
-class SessionDetail(SessionOut):
+class SessionDetail(SessionOut, kw_only=True):
     persona: dict[str, Any]
     transcript: list[Segment]
 
@@ -88,7 +83,8 @@ def _out(row: store.SessionRow) -> dict[str, Any]:
         id=row.id, persona_id=row.persona_id, persona_name=row.persona_snapshot.get("name", row.persona_id),
         status=row.status, transport=row.transport, ws_url=f"/ws/sessions/{row.id}", user_id=row.user_id,
         rep_name=row.rep_name, end_reason=row.end_reason, created_at=row.created_at, started_at=row.started_at,
-        ended_at=row.ended_at, has_recording=row.recording_blob_id is not None,
+        ended_at=row.ended_at, has_recording=row.recording_blob_id is not None, duration_ms=row.duration_ms,
+        score=row.score, passed=row.passed,
     )
 
 
@@ -125,9 +121,11 @@ async def list_sessions(
     user_id: FromQuery[uuid.UUID | None] = None,
     before: FromQuery[datetime | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    min_score: Annotated[float | None, Parameter(ge=0, le=100)] = None,
+    max_score: Annotated[float | None, Parameter(ge=0, le=100)] = None,
 ) -> SessionPage:
     rows = await store.list_sessions(db, status=status, user_id=user_id, persona_id=persona_id, limit=limit,
-                                     before=before)
+                                     before=before, min_score=min_score, max_score=max_score)
     items = [SessionOut(**_out(r)) for r in rows]
     return SessionPage(items, items[-1].created_at if len(items) == limit else None)
 
@@ -135,7 +133,7 @@ async def list_sessions(
 @get("/api/sessions/{session_id:uuid}", tags=["sessions"], summary="One session with its transcript")
 async def get_session(caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> SessionDetail:
     row = await _visible(db, session_id)
-    transcript = [Segment(**msgspec.structs.asdict(s)) for s in await store.list_transcript(db, session_id)]
+    transcript = await store.list_transcript(db, session_id)
     return SessionDetail(**_out(row), persona=row.persona_snapshot, transcript=transcript)
 
 

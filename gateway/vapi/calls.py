@@ -38,7 +38,6 @@ from gateway.vapi.translate import (
 from storage import sessions
 from storage import vapi as store
 from storage.database import acquire
-from storage.jobs import enqueue_job
 from storage.tenancy import Tenant, set_tenant, tenant_tx
 
 __all__ = ["VapiCalls"]
@@ -204,7 +203,7 @@ class VapiCalls:
             duration = report_duration_s(report)
             events.append(SessionEnded(session_id=sid, ts=0, reason=report.endedReason or "ended",
                                        duration_ms=int(duration * 1000) if duration else since_ms(locked.started_at)))
-        await enqueue_job(conn, locked.org_id, "score_session", {"session_id": sid}, dedupe_key=sid)
+        await sessions.enqueue_score(conn, locked.org_id, locked.id)
         return events
 
     async def _append(self, conn: asyncpg.Connection, locked: store.LockedSession, events: list[Event], *,

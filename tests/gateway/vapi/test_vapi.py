@@ -98,7 +98,7 @@ async def test_every_fixture_is_accepted_signed_in_each_mode(client, module_data
     for name in order:
         response = await deliver(client, payload(name, call_id=call_id, session_id=sid), mode=mode)
         assert response.status_code == 200, (name, response.text)
-    kinds = [e["type"] for e in await stored_events(module_database_url, sid)]
+    kinds = [e["type"] for e in await stored_events(module_database_url, sid) if e["type"] != "score.ready"]
     assert kinds[0] == "session.started" and kinds[-1] == "session.ended" and "error" in kinds, kinds
     hang = next(e for e in await stored_events(module_database_url, sid) if e["type"] == "error")
     assert hang["code"] == "vapi_hang"
@@ -211,7 +211,7 @@ async def test_a_scripted_vapi_call_ends_in_one_session_with_one_report_and_a_co
 
     events = await stored_events(module_database_url, sid)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    kinds = [e["type"] for e in events]
+    kinds = [e["type"] for e in events if e["type"] != "score.ready"]  # the scorecard comes after the call
     assert kinds[0] == "session.started" and kinds[-1] == "session.ended" and kinds.count("session.ended") == 1
     finals = [(e["speaker"], e["text"]) for e in events if e["type"] == "transcript.final"]
     assert finals == [("rep", "How does your month end close work today?"),
@@ -238,6 +238,14 @@ async def test_a_scripted_vapi_call_ends_in_one_session_with_one_report_and_a_co
     assert report["analysis"]["summary"] == "The rep asked about the close process."
     assert meta["vapi_monitor"]["controlUrl"] == "https://control.invalid/x"
     assert jobs == 1, "scoring queued once"
+
+    async def scored():
+        response = await client.get(f"/api/sessions/{sid}/score", headers=bearer(rep))
+        return response.json() if response.status_code == 200 else None
+    card = await eventually(scored, timeout=30)
+    assert card and [d["key"] for d in card["dimensions"]][0] == "opening"
+    history = (await client.get(f"/api/sessions/{sid}/scores", headers=bearer(rep))).json()["items"]
+    assert [s["id"] for s in history] == [card["id"]], "exactly one scorecard for the call"
     assert (kept["messages"], kept["again"]) == (11, 3), "every delivery kept; re-deliveries counted, not applied"
     await rep_page.close()
 
@@ -260,7 +268,7 @@ async def test_a_report_before_ended_ends_the_call_with_the_reports_transcript(c
     call_id = f"call-{uuid.uuid4().hex[:10]}"
     assert (await deliver(client, payload("end-of-call-report", call_id=call_id, session_id=sid))).status_code == 200
     assert (await deliver(client, payload("status-update-ended", call_id=call_id, session_id=sid))).status_code == 200
-    events = await stored_events(module_database_url, sid)
+    events = [e for e in await stored_events(module_database_url, sid) if e["type"] != "score.ready"]
     assert [e["type"] for e in events] == ["session.started", "transcript.final", "transcript.final",
                                            "transcript.final", "session.ended"]
     finals = [e for e in events if e["type"] == "transcript.final"]
@@ -270,7 +278,7 @@ async def test_a_report_before_ended_ends_the_call_with_the_reports_transcript(c
     # By call id alone (a later delivery without the session id) it lands in the same session.
     legacy = payload("end-of-call-report-legacy", call_id=call_id)
     assert (await deliver(client, legacy)).status_code == 200
-    assert len(await stored_events(module_database_url, sid)) == 5
+    assert len([e for e in await stored_events(module_database_url, sid) if e["type"] != "score.ready"]) == 5
 
 
 async def test_a_legacy_report_without_artifact_messages_gives_the_transcript_from_its_text(

@@ -1,0 +1,1 @@
+"""Background jobs: the runner that claims and works them, their change notifications, and the handlers."""
