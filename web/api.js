@@ -2,11 +2,13 @@
 // cookie, an expired access token is refreshed once, and errors become messages a rep reads.
 
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.job = details.job ?? null;  // score_not_ready: the scoring job's {id, status, error}
+    this.details = details;
   }
 }
 
@@ -47,7 +49,7 @@ export async function api(path, { method = "GET", body } = {}) {
   if (!response.ok) {
     const error = data && data.error ? data.error : {};
     throw new ApiError(response.status, error.code || "error",
-      error.message || `Something went wrong (${response.status}). Please try again.`, error.field);
+      error.message || `Something went wrong (${response.status}). Please try again.`, error.field, error);
   }
   return data;
 }

@@ -11,13 +11,18 @@ const pages = {
   watch: () => import("./pages/coach.js").then((m) => m.watch),
   review: () => import("./pages/review.js").then((m) => m.review),
   history: () => import("./pages/history.js").then((m) => m.history),
+  progress: () => import("./pages/progress.js").then((m) => m.progress),
+  team: () => import("./pages/team.js").then((m) => m.team),
 };
 const PUBLIC = new Set(["login", "signup"]);
 let cleanup = null;
 
 function parse() {
-  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
-  return { name: name || "", args: rest.map(decodeURIComponent) };
+  // "#/history?user=ID": the path picks the page and its args, the query string its options.
+  const hash = location.hash.replace(/^#\/?/, "");
+  const at = hash.indexOf("?");
+  const [name, ...rest] = (at < 0 ? hash : hash.slice(0, at)).split("/");
+  return { name: name || "", args: rest.map(decodeURIComponent), query: new URLSearchParams(at < 0 ? "" : hash.slice(at + 1)) };
 }
 
 function header(account) {
@@ -26,8 +31,8 @@ function header(account) {
   nav.replaceChildren();
   who.replaceChildren();
   if (!account) return;
-  const links = [["#/practice", "Practice"], ["#/history", "History"]];
-  if (account.role === "coach" || account.role === "admin") links.splice(1, 0, ["#/coach", "Coach console"]);
+  const links = [["#/practice", "Practice"], ["#/progress", "Progress"], ["#/history", "History"]];
+  if (account.role === "coach" || account.role === "admin") links.splice(1, 0, ["#/coach", "Coach console"], ["#/team", "Team"]);
   nav.append(h("ul", {}, links.map(([href, text]) => h("li", {}, h("a", { href }, text)))));
   who.append(
     h("span", { class: "who-name" }, account.user.name),
@@ -51,7 +56,7 @@ export async function route() {
     cleanup = null;
   }
   const root = document.getElementById("app");
-  let { name, args } = parse();
+  let { name, args, query } = parse();
   let account = null;
   try {
     account = await me({ force: PUBLIC.has(name) || name === "" });
@@ -65,7 +70,7 @@ export async function route() {
   header(account);
   const page = await pages[name]();
   root.replaceChildren();
-  cleanup = (await page(root, { account, args, navigate: (hash) => { location.hash = hash; } })) || null;
+  cleanup = (await page(root, { account, args, query, navigate: (hash) => { location.hash = hash; } })) || null;
   document.title = `${root.querySelector("h1")?.textContent || "Sparring"} · Sparring`;
 }
 

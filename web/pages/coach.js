@@ -1,10 +1,13 @@
-// Coach console: the org's live calls, updating; watch one with live transcript, hints,
-// talk-ratio and pace gauges, and whisper to the rep.
+// Coach console: the org's live calls, updating; watch one with live transcript, hints, the
+// conversation metrics (from the analytics API, refreshed as the call goes on), and whisper to the rep.
 
 import { api } from "../api.js";
 import { clock, errorBox, h, showError } from "../dom.js";
 import { describe, LiveSocket } from "../live.js";
-import { metricsOf, metricsView, TranscriptView } from "../transcript.js";
+import { metricsView } from "../score.js";
+import { TranscriptView } from "../transcript.js";
+
+const ANALYTICS_EVERY_MS = 5000;
 
 export async function coach(root, { account }) {
   if (account.role === "trainee") {
@@ -49,7 +52,25 @@ export async function watch(root, { args }) {
       h("div", { class: "call-main" }, transcript.list, form),
       h("aside", { class: "call-side" }, h("h2", {}, "Conversation"), gauges, h("h2", {}, "Hints"), hints)),
     h("p", {}, h("a", { href: "#/coach" }, "Back to live calls"))));
-  const finals = [];
+  // The conversation metrics come from the API (one definition): refetched at most every 5 s while
+  // new finals arrive, once more after the last of a burst.
+  let lastFetch = 0;
+  let pending = null;
+  let stopped = false;
+  async function fetchAnalytics() {
+    pending = null;
+    lastFetch = Date.now();
+    try {
+      const { metrics } = await api(`/api/sessions/${sessionId}/analytics`);
+      if (!stopped) gauges.replaceChildren(metricsView(metrics, { compact: true }));
+    } catch (e) {
+      if (!stopped) gauges.replaceChildren(h("p", { class: "hint" }, `Metrics unavailable: ${e.message}`));
+    }
+  }
+  function analyticsSoon() {
+    if (pending || stopped) return;
+    pending = setTimeout(fetchAnalytics, Math.max(0, lastFetch + ANALYTICS_EVERY_MS - Date.now()));
+  }
   const live = new LiveSocket(sessionId, { watch: true });
   window.sparring = { live, transcript };
   live.addEventListener("state", ({ detail }) => {
@@ -59,8 +80,7 @@ export async function watch(root, { args }) {
   live.addEventListener("event", ({ detail: e }) => {
     if (e.type === "transcript.final") {
       transcript.final(e);
-      finals.push(e);
-      gauges.replaceChildren(metricsView(metricsOf(finals)));
+      analyticsSoon();
     } else if (e.type === "hint") {
       transcript.hint(e);
       hints.prepend(h("div", { class: `hint-card ${e.severity}` }, h("p", {}, e.text)));
@@ -82,5 +102,10 @@ export async function watch(root, { args }) {
       sent.textContent = "Not connected right now; try again in a moment.";
     }
   });
-  return () => live.close();
+  fetchAnalytics();
+  return () => {
+    stopped = true;
+    clearTimeout(pending);
+    live.close();
+  };
 }

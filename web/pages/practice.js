@@ -8,13 +8,17 @@ import { TranscriptView } from "../transcript.js";
 
 const DIFFICULTY = ["", "Easy", "Fair", "Medium", "Hard", "Very hard"];
 
-export async function practice(root, { navigate }) {
+export async function practice(root, { navigate, query }) {
   const error = errorBox();
   const personas = (await api("/api/personas")).items;
-  let chosen = personas[0]?.id;
+  // "#/practice?persona=ID&start=1" (the review page's "Try this persona again"): that buyer, call started.
+  const asked = query?.get("persona");
+  const preset = personas.findIndex((p) => p.id === asked);
+  const first = preset >= 0 ? preset : 0;
+  let chosen = personas[first]?.id;
   const cards = h("div", { class: "personas", role: "radiogroup", "aria-label": "Buyer persona" },
     personas.map((p, i) => {
-      const card = h("button", { type: "button", class: "persona", role: "radio", "aria-checked": i === 0 ? "true" : "false",
+      const card = h("button", { type: "button", class: "persona", role: "radio", "aria-checked": i === first ? "true" : "false",
                                  "data-id": p.id, onclick: () => pick(p.id) },
         h("strong", { class: "persona-name" }, p.name),
         h("span", { class: "persona-title" }, `${p.title}, ${p.company}`),
@@ -36,6 +40,11 @@ export async function practice(root, { navigate }) {
 
   let call = null;
   let cleanupCall = () => {};
+  if (preset >= 0 && query.get("start") === "1") {
+    // Drop the query so a reload shows the setup instead of starting another call (no hashchange).
+    history.replaceState(null, "", "#/practice");
+    start();
+  }
 
   async function testMic() {
     testButton.disabled = true;
