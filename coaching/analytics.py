@@ -416,11 +416,22 @@ def _next_step(turns: Sequence[Turn], start_ms: int, end_ms: int) -> tuple[Sente
     return None, False
 
 
+TYPED_WPM = 160  # a typed turn (no duration of its own) counts as if said at a sales call's pace
+
+
+def _spoken(segment: Segment) -> Segment:
+    """A typed turn lasts as long as saying it would; spoken segments are as timed."""
+    if segment.end_ms > segment.start_ms:
+        return segment
+    words = len(segment.text.split())
+    return msgspec.structs.replace(segment, end_ms=segment.start_ms + words * 60_000 // TYPED_WPM)
+
+
 def analyse(segments: Sequence[Segment], persona: Persona | None = None) -> Analysis:
     """The call read into turns, questions, objections, pains and timing. `persona` (a practice call's
     buyer) adds its objections and pains to the generic phrase lists."""
     ordered = sorted(segments, key=lambda s: (s.start_ms, s.seq if s.seq is not None else 0))
-    ordered = [s for s in ordered if s.text.strip()]
+    ordered = [_spoken(s) for s in ordered if s.text.strip()]
     if not ordered:
         return Analysis(0, 0, (), 0, 0, 0, 0, 0, (), (), (), (), None, None, None, False)
     start_ms, end_ms = ordered[0].start_ms, max(s.end_ms for s in ordered)

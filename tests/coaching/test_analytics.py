@@ -28,6 +28,13 @@ def test_talk_ratio_is_the_rep_share_of_speech_time_and_silence_does_not_count()
     assert m["talk_ratio"].band is not None and m["talk_ratio"].band.target == 43
 
 
+def test_a_typed_turn_counts_as_long_as_saying_it_would_take():
+    # A typed practice turn arrives with no duration; 40 words at 160 wpm are 15 s of talk.
+    m = metrics(call(("rep", words(40), 0, 0), ("persona", words(30), 1, 16)))
+    assert m["talk_ratio"].value == pytest.approx(50.0)
+    assert m["rep_wpm"].value == pytest.approx(160.0)
+
+
 def test_longest_monologue_merges_rep_speech_across_a_short_backchannel():
     merged = metrics(call(("rep", words(100), 0, 40), ("persona", "Mm-hmm.", 40.5, 41.2),
                           ("rep", words(95), 41.5, 80), ("persona", "Okay, but how much does it cost?", 81, 84)))
