@@ -71,7 +71,9 @@ class Gateway:
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
                     "JWT_SECRET": "bench-" + "x" * 40, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
-                    "MAX_LIVE_SESSIONS_PER_USER": "10000", "RATE_LIMIT_SIGNUP": "1000000/minute", **env}
+                    "MAX_LIVE_SESSIONS_PER_USER": "10000", "RATE_LIMIT_SIGNUP": "1000000/minute",
+                    # The fake providers speak STT and TTS only: no LLM hints, the heuristic scorer.
+                    "HINTS_LLM": "off", "SCORER": "heuristic", **env}
 
     def __enter__(self) -> Gateway:
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
@@ -137,7 +139,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
     async with connect(ws_url, max_size=None) as ws:
         await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
         state = {"speech_end": None, "audio_ends": 0}
-        first_audio = asyncio.Event()
+        first_audio, ended = asyncio.Event(), asyncio.Event()
 
         async def reader():
           try:
@@ -149,6 +151,8 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                         first_audio.set()
                 elif '"persona.audio.end"' in frame:
                     state["audio_ends"] += 1
+                elif '"session.ended"' in frame:
+                    ended.set()
           except ConnectionClosed:
             pass
 
@@ -174,6 +178,9 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
             while state["audio_ends"] == ends_before:
                 await send_realtime(quiet)
         await ws.send('{"type":"end"}')
+        # As a browser does: wait for the end to be confirmed, so the call ends `rep_ended` at once
+        # rather than waiting out the resume grace of a dropped socket.
+        await asyncio.wait_for(ended.wait(), 30)
         task.cancel()
 
 

@@ -82,22 +82,28 @@ async def soak(gw: Gateway, calls: int, minutes: float, utterance: bytes) -> Non
     slots = [asyncio.create_task(slot(gw.url, token, deadline, utterance, results, failures, i * 8.0 / calls))
              for i in range(calls)]
     samples: list[dict] = []
+    health_timeouts: list[str] = []
     print(f"{'t':>6} {'RSS MB':>8} {'fds':>6} {'tasks':>7} {'live':>6} {'calls done':>11} {'failed':>7}")
     async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
         while time.monotonic() < deadline:
             await asyncio.sleep(SAMPLE_S)
-            process = (await client.get("/api/health")).json()["process"]
+            try:
+                process = (await client.get("/api/health")).json()["process"]
+            except httpx.HTTPError as exc:  # an overloaded gateway answers late: say so, keep sampling
+                health_timeouts.append(type(exc).__name__)
+                process = {"asyncio_tasks": -1, "live_calls": -1}
             sample = {"t": time.monotonic() - start, "rss": gw.rss_mb(), "fds": gw.ps.num_fds(),
                       "tasks": process["asyncio_tasks"], "live": process["live_calls"]}
             samples.append(sample)
             print(f"{sample['t']:>5.0f}s {sample['rss']:>8.1f} {sample['fds']:>6} {sample['tasks']:>7} "
                   f"{sample['live']:>6} {results['calls']:>11} {len(failures):>7}", flush=True)
     await asyncio.gather(*slots, return_exceptions=True)
-    steady = samples[len(samples) // 2:]
+    steady = [s for s in samples[len(samples) // 2:] if s["tasks"] >= 0]
     print(f"\nslopes over the second half ({len(steady)} samples), per minute:")
     for key, unit in (("rss", "MB"), ("fds", "fds"), ("tasks", "tasks")):
         print(f"  {key:>6}: {slope_per_minute([(s['t'], s[key]) for s in steady]):+.2f} {unit}/min")
-    print(f"calls completed: {results['calls']}, failed: {len(failures)}")
+    print(f"calls completed: {results['calls']}, failed: {len(failures)};"
+          f" health samples that timed out (10 s): {len(health_timeouts)}")
     for reason in sorted(set(failures)):
         print(f"  {failures.count(reason)} x {reason}")
 
