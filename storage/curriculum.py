@@ -8,6 +8,8 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from storage.scores import KEY_OF_COLUMN
+
 __all__ = ["ModuleProgress", "complete_module", "list_modules"]
 
 
@@ -16,7 +18,7 @@ class ModuleProgress(msgspec.Struct, frozen=True):
     position: int
     title: str
     summary: str
-    dimension: str
+    dimension: str  # the scorecard dimension key it trains (opening, discovery, ...)
     skills: list[str]
     persona_ids: list[str]
     status: str  # not_started | in_progress | completed
@@ -32,9 +34,15 @@ _SELECT = """
 """
 
 
+def _module(row: asyncpg.Record) -> ModuleProgress:
+    values = dict(row)
+    values["dimension"] = KEY_OF_COLUMN.get(values["dimension"], values["dimension"])
+    return ModuleProgress(**values)
+
+
 async def list_modules(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID) -> list[ModuleProgress]:
     rows = await conn.fetch(_SELECT + " ORDER BY m.position", user_id, org_id)
-    return [ModuleProgress(**dict(r)) for r in rows]
+    return [_module(r) for r in rows]
 
 
 async def complete_module(
@@ -54,4 +62,4 @@ async def complete_module(
     )
     row = await conn.fetchrow(_SELECT + " WHERE m.id = $3", user_id, org_id, module_id)
     assert row is not None  # the module exists (checked above) and its progress row was just upserted
-    return ModuleProgress(**dict(row))
+    return _module(row)

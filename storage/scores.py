@@ -13,7 +13,7 @@ from coaching.scorecard import DIMENSION_KEYS, Scorecard, ScoringConfig
 
 __all__ = [
     "COLUMNS", "KEY_OF_COLUMN", "ScoreRow", "TeamRow", "TrendPoint", "get_score", "get_scoring_config",
-    "insert_score", "latest_score", "list_scores", "record_module_progress", "rep_trend", "set_scoring_config",
+    "insert_score", "latest_score", "latest_upload_score", "list_scores", "record_module_progress", "rep_trend", "set_scoring_config",
     "team_rollup",
 ]
 
@@ -30,6 +30,7 @@ class ScoreRow(msgspec.Struct, frozen=True):
     session_id: uuid.UUID | None
     created_at: datetime
     scorecard: Scorecard
+    upload_id: uuid.UUID | None = None
 
 
 class TrendPoint(msgspec.Struct, frozen=True):
@@ -42,6 +43,9 @@ class TrendPoint(msgspec.Struct, frozen=True):
 
 
 class TeamRow(msgspec.Struct, frozen=True):
+    """One member over a period: averages per call, the change against the period before, the
+    weakest dimension (ties: the earlier in the call)."""
+
     user_id: uuid.UUID
     name: str
     email: str
@@ -49,29 +53,41 @@ class TeamRow(msgspec.Struct, frozen=True):
     scored: int
     average: float | None
     dimensions: dict[str, float | None]
-    previous: dict[str, float | None]
+    trend: dict[str, float | None]
+    weakest: str | None
 
 
 _decode_card = msgspec.json.Decoder(Scorecard).decode
 
 
-async def insert_score(conn: asyncpg.Connection, *, org_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
-                       card: Scorecard, job_id: uuid.UUID | None) -> uuid.UUID:
+async def insert_score(conn: asyncpg.Connection, *, org_id: uuid.UUID, user_id: uuid.UUID,
+                       session_id: uuid.UUID | None = None, upload_id: uuid.UUID | None = None, card: Scorecard,
+                       job_id: uuid.UUID | None) -> uuid.UUID:
+    """Stores the scorecard of a practice session or of an uploaded call (exactly one of the two).
+
+    Raises:
+        ValueError: neither or both of `session_id` and `upload_id`.
+    """
+    if (session_id is None) == (upload_id is None):
+        raise ValueError("a score belongs to exactly one of session_id and upload_id")
     scores = {d.key: d.score for d in card.dimensions}
     score_id: uuid.UUID = await conn.fetchval(
-        f"""INSERT INTO session_scores (org_id, user_id, session_id, {", ".join(COLUMNS[k] for k in DIMENSION_KEYS)},
+        f"""INSERT INTO session_scores (org_id, user_id, session_id, upload_id,
+                {", ".join(COLUMNS[k] for k in DIMENSION_KEYS)},
                 overall, scorer, version, scorecard, passed, pass_mark, fallback_reason, job_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $17) RETURNING id""",
-        org_id, user_id, session_id, *(scores[k] for k in DIMENSION_KEYS), card.overall, card.scorer, card.version,
-        msgspec.json.encode(card).decode(), card.passed, card.pass_mark, card.fallback_reason, job_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18)
+            RETURNING id""",
+        org_id, user_id, session_id, upload_id, *(scores[k] for k in DIMENSION_KEYS), card.overall, card.scorer,
+        card.version, msgspec.json.encode(card).decode(), card.passed, card.pass_mark, card.fallback_reason, job_id)
     return score_id
 
 
-_SCORE_SELECT = "SELECT id, session_id, created_at, scorecard::text AS scorecard FROM session_scores"
+_SCORE_SELECT = "SELECT id, session_id, created_at, scorecard::text AS scorecard, upload_id FROM session_scores"
 
 
 def _score(row: asyncpg.Record) -> ScoreRow:
-    return ScoreRow(row["id"], row["session_id"], row["created_at"], _decode_card(row["scorecard"]))
+    return ScoreRow(row["id"], row["session_id"], row["created_at"], _decode_card(row["scorecard"]),
+                    row["upload_id"])
 
 
 async def latest_score(conn: asyncpg.Connection, session_id: uuid.UUID) -> ScoreRow | None:
@@ -181,9 +197,30 @@ async def team_rollup(conn: asyncpg.Connection, org_id: uuid.UUID, *, days: int)
         WHERE m.org_id = $1 AND u.deleted_at IS NULL
         ORDER BY u.name, m.user_id
         """, org_id, days)
-    return [TeamRow(r["user_id"], r["name"], r["email"], r["calls"], r["scored"], r["average"],
-                    {k: r[c] for k, c in COLUMNS.items()}, {k: r[f"prev_{c}"] for k, c in COLUMNS.items()})
-            for r in rows]
+    return [_team_row(r) for r in rows]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _team_row(r: asyncpg.Record) -> TeamRow:
+    now = {k: _round(r[c]) for k, c in COLUMNS.items()}
+    before = {k: r[f"prev_{c}"] for k, c in COLUMNS.items()}
+    trend = {k: None if now[k] is None or before[k] is None else round(r[COLUMNS[k]] - before[k], 1) for k in now}
+    known = [k for k in DIMENSION_KEYS if now[k] is not None]
+    weakest: str | None = None
+    for key in known:  # the lowest average; on a tie, the dimension earlier in the call
+        if weakest is None or (now[key] or 0.0) < (now[weakest] or 0.0):
+            weakest = key
+    return TeamRow(r["user_id"], r["name"], r["email"], r["calls"], r["scored"], _round(r["average"]), now, trend,
+                   weakest)
+
+
+async def latest_upload_score(conn: asyncpg.Connection, upload_id: uuid.UUID) -> ScoreRow | None:
+    row = await conn.fetchrow(_SCORE_SELECT + " WHERE upload_id = $1 AND scorecard <> '{}'"
+                              " ORDER BY created_at DESC, id LIMIT 1", upload_id)
+    return _score(row) if row else None
 
 
 async def get_score(conn: asyncpg.Connection, score_id: uuid.UUID) -> ScoreRow | None:

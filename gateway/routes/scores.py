@@ -60,39 +60,15 @@ class ScoringOut(msgspec.Struct):
     pass_mark: int
 
 
-class ModuleOut(msgspec.Struct):
-    id: str
-    position: int
-    title: str
-    summary: str
-    dimension: str
-    skills: list[str]
-    status: str
-    best_score: float | None
-    completed_at: datetime | None
-
-
 class ProgressOut(msgspec.Struct):
     user_id: uuid.UUID
-    modules: list[ModuleOut]
+    modules: list[curriculum.ModuleProgress]
     trend: list[scores.TrendPoint]
-
-
-class TeamRep(msgspec.Struct):
-    user_id: uuid.UUID
-    name: str
-    email: str
-    calls: int
-    scored: int
-    average: float | None
-    dimensions: dict[str, float | None]
-    trend: dict[str, float | None]
-    weakest: str | None
 
 
 class TeamOut(msgspec.Struct):
     period: str
-    reps: list[TeamRep]
+    reps: list[scores.TeamRow]
 
 
 async def _session(db: Any, session_id: uuid.UUID) -> sessions.SessionRow:
@@ -204,28 +180,14 @@ async def get_progress(caller: CallerDep, db: TenantDb, user_id: FromQuery[uuid.
     target = user_id or caller.user_id
     if target != caller.user_id and not caller.is_staff:
         raise ApiError(403, "forbidden", "only coaches and admins see other reps' progress")
-    modules = [ModuleOut(m.id, m.position, m.title, m.summary, scores.KEY_OF_COLUMN.get(m.dimension, m.dimension),
-                         m.skills, m.status, m.best_score, m.completed_at)
-               for m in await curriculum.list_modules(db, target, caller.org_id)]
+    modules = await curriculum.list_modules(db, target, caller.org_id)
     return ProgressOut(target, modules, await scores.rep_trend(db, target))
 
 
 @get("/api/team", tags=["scores"], summary="Each rep's calls, averages, trend and weakest dimension (coach/admin)")
 async def team(caller: CallerDep, db: TenantDb, period: FromQuery[Literal["week", "month"]] = "week") -> TeamOut:
     require_role(caller, "coach", "admin")
-    reps = []
-    for r in await scores.team_rollup(db, caller.org_id, days=7 if period == "week" else 30):
-        known = {k: v for k, v in r.dimensions.items() if v is not None}
-        reps.append(TeamRep(
-            r.user_id, r.name, r.email, r.calls, r.scored, None if r.average is None else round(r.average, 1),
-            {k: None if v is None else round(v, 1) for k, v in r.dimensions.items()},
-            {k: _change(v, r.previous.get(k)) for k, v in r.dimensions.items()},
-            min(known, key=lambda k: (known[k], DIMENSION_KEYS.index(k))) if known else None))
-    return TeamOut(period, reps)
-
-
-def _change(now: float | None, before: float | None) -> float | None:
-    return None if now is None or before is None else round(now - before, 1)
+    return TeamOut(period, await scores.team_rollup(db, caller.org_id, days=7 if period == "week" else 30))
 
 
 def _scoring_out(config: ScoringConfig) -> ScoringOut:
