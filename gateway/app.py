@@ -22,17 +22,17 @@ from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
+from gateway.api_docs import OfflineSwaggerPlugin, docs_assets_router
 from gateway.auth.caller import provide_caller, provide_db
 from gateway.errors import ApiError, ErrorBody, exception_handlers
 from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.ratelimit import RateLimitHeaders
 from gateway.resources import lifespan
-from gateway.routes import accounts, live, me_data, orgs, personas, scores, sessions
+from gateway.routes import accounts, chat, knowledge, live, me_data, orgs, personas, scores, sessions, uploads
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo
@@ -127,6 +127,7 @@ _ERROR_ANSWERS = {
     404: "No such resource (or not one the caller may see)",
     409: "Conflicts with what exists (e.g. the email is taken)",
     413: "The request body is too large",
+    415: "The body is not in a format the operation takes (e.g. a file that is not audio)",
     429: "Over a rate limit; Retry-After says when to try again",
     503: "Unavailable right now (overloaded, or a dependency is down); try again later",
 }
@@ -158,8 +159,8 @@ _SECURITY_HEADERS = [
 
 class SecurityHeaders:
     """ASGI layer adding `_SECURITY_HEADERS` to every HTTP response (pages, API, errors, 404s).
-    The OpenAPI UI at /schema loads its script from a CDN, which this policy blocks; the JSON at
-    /schema/openapi.json is unaffected."""
+    The API docs at /schema (Swagger UI) load their assets from this app too (`gateway/api_docs.py`):
+    the same policy holds there."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -186,18 +187,25 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         health,
         accounts.signup, accounts.login, accounts.refresh, accounts.logout, accounts.me,
         orgs.create_invite, orgs.list_members, orgs.update_member, orgs.remove_member, orgs.audit_log,
+        orgs.list_invites, orgs.revoke_invite,
         me_data.export_data, me_data.delete_account, me_data.curriculum, me_data.complete_curriculum_module,
         personas.list_personas, personas.get_persona, personas.create_persona, personas.update_persona,
-        personas.delete_persona,
+        personas.delete_persona, personas.replace_persona,
         sessions.create_session, sessions.list_sessions, sessions.get_session, sessions.list_session_events,
-        sessions.delete_session, sessions.recording,
+        sessions.delete_session, sessions.recording, sessions.end_own_session,
         scores.get_analytics, scores.get_score, scores.list_scores, scores.score_stream, scores.job_stream,
         scores.rescore, scores.get_progress, scores.team, scores.get_scoring, scores.put_scoring,
+        uploads.upload, uploads.transcribe, uploads.list_uploads, uploads.get_upload, uploads.upload_score,
+        uploads.fix_speakers, uploads.upload_recording, uploads.delete_upload,
         live.list_live_calls,
+        knowledge.create_document, knowledge.list_documents, knowledge.get_document, knowledge.delete_document,
+        knowledge.search_knowledge,
+        chat.chat, chat.list_conversations, chat.get_conversation, chat.delete_conversation,
         vapi_routes.webhook, vapi_routes.org_webhook, vapi_routes.knowledge_tool, vapi_routes.vapi_llm,
         vapi_routes.get_org_vapi, vapi_routes.put_org_vapi,
         echo, live_session, watch_session,
         *extra_routes,
+        docs_assets_router(),
         # The browser app (plain ES modules, no build step): `/` is its page.
         create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True, include_in_schema=False,
                                    name="web"),
@@ -214,7 +222,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="Sparring", version="0.1.0", path="/schema", render_plugins=[ScalarRenderPlugin()]
+            title="Sparring", version="0.1.0", path="/schema", render_plugins=[OfflineSwaggerPlugin()]
         ),
         logging_config=None,
         debug=False,

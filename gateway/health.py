@@ -38,6 +38,9 @@ class Health(msgspec.Struct):
     status: Overall
     checks: dict[str, Check]
     process: Process
+    # Circuit breakers of the providers behind one (`chat.openrouter`, `embeddings.openai`):
+    # closed, open (skipped, the fallback answers) or half_open (the next call is a trial).
+    breakers: dict[str, str] = {}
 
 
 Probe = Callable[[], Awaitable[object]]
@@ -75,6 +78,13 @@ def _probes(state: State) -> dict[str, tuple[Probe, bool]]:
     return probes
 
 
+def _breakers(state: State) -> dict[str, str]:
+    out = {f"chat.{name}": b.state for name, b in state.coach_chat.breakers.items()}
+    embedder = state.knowledge.embedder
+    out |= {f"embeddings.{name}": b.state for name, b in getattr(embedder, "breakers", {}).items()}
+    return out
+
+
 @get("/api/health", tags=["operations"], summary="Dependency health")
 async def health(state: State) -> Response[Health]:
     probes = _probes(state)
@@ -90,4 +100,5 @@ async def health(state: State) -> Response[Health]:
         overall, status_code = "healthy", 200
     process = Process(live_calls=len(state.calls), asyncio_tasks=len(asyncio.all_tasks()),
                       events_not_yet_durable=state.writer.pending)
-    return Response(Health(overall, checks, process), status_code=status_code, headers={"Cache-Control": "no-store"})
+    return Response(Health(overall, checks, process, _breakers(state)), status_code=status_code,
+                    headers={"Cache-Control": "no-store"})

@@ -18,7 +18,12 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 
 from coaching.brains.llm import LlmBackend
+from coaching.coach_chat import CoachChat
 from coaching.persona import load_personas
+from coaching.providers.stt.base import RecordingSTT
+from coaching.providers.stt.local import WhisperRecordingSTT
+from coaching.providers.stt.openai import OpenAIRecordingSTT
+from coaching.providers.stt.retry import RetryingRecordingSTT
 from gateway.auth.revocation import RevocationSweeper
 from gateway.calls.registry import CallRegistry
 from gateway.calls.services import CallServices, build_call_services
@@ -28,6 +33,9 @@ from gateway.fanout.redis import RedisCoordinator
 from gateway.jobs.notifications import JobNotifications
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.scoring import ScoreSession, build_scorer
+from gateway.jobs.uploads import ScoreUpload, TranscribeUpload
+from gateway.knowledge.service import KnowledgeBase
+from gateway.knowledge.setup import build_embedder
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings, SettingsError
 from gateway.vapi.calls import VapiCalls
@@ -110,6 +118,21 @@ def _scoring_backends(settings: Settings, clients: dict[str, openai.AsyncOpenAI]
     return [LlmBackend(name, clients[name], models[name]) for name in ("openrouter", "openai") if name in clients]
 
 
+def _chat_backends(settings: Settings, clients: dict[str, openai.AsyncOpenAI]) -> list[LlmBackend]:
+    """The coaching chat's backends: OpenRouter (openai/gpt-4o) first, then OpenAI; none without a key."""
+    models = {"openrouter": settings.openrouter_model, "openai": settings.openai_model}
+    return [LlmBackend(name, clients[name], models[name]) for name in ("openrouter", "openai") if name in clients]
+
+
+def _recording_stt(services: CallServices, clients: dict[str, openai.AsyncOpenAI]) -> RecordingSTT:
+    """Uploaded calls go to the same STT as live calls: whisper-1 (3 attempts, 3 minutes each) when
+    it is OpenAI, else the local model in the inference pool's background lane."""
+    if services.providers.get("stt") == "openai" and "openai" in clients:
+        return RetryingRecordingSTT(OpenAIRecordingSTT(clients["openai"].with_options(timeout=180.0)),
+                                    attempts=3, timeout_s=180.0)
+    return WhisperRecordingSTT(services.pool)
+
+
 async def _warm_up(services: CallServices, loaders: Sequence[Callable[[], object]]) -> None:
     for load in loaders:
         try:
@@ -170,6 +193,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.revocations = await stack.enter_async_context(
             RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
         app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
+        app.state.knowledge = KnowledgeBase(pool, build_embedder(settings, app.state.llm_clients, services.pool))
+        stack.push_async_callback(_cancel, asyncio.create_task(
+            app.state.knowledge.run(load_starter=settings.knowledge_starter)))
+        app.state.coach_chat = CoachChat(_chat_backends(settings, app.state.llm_clients),
+                                         breaker_reset_s=settings.chat_breaker_reset_seconds)
         control = httpx.AsyncClient(timeout=5) if settings.vapi_coach_steering else None
         if control is not None:
             stack.push_async_callback(control.aclose)
@@ -177,7 +205,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             pool=pool, coordinator=coordinator, personas=app.state.personas, hint_options=services.hints,
             default_org_id=settings.vapi_default_org_id, default_persona_id=settings.vapi_default_persona_id,
             site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control,
-            secret=app.state.jwt_secret,
+            secret=app.state.jwt_secret, knowledge=app.state.knowledge,
             control_hosts=tuple(h.strip().lower() for h in settings.vapi_control_hosts.split(",") if h.strip()))
         overdue_s = settings.max_call_seconds + settings.vapi_timeout_grace_seconds
         timeouts = VapiTimeouts(pool, app.state.vapi, after_s=overdue_s, every_s=min(60.0, max(1.0, overdue_s / 10)))
@@ -185,8 +213,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.job_notifications = await stack.enter_async_context(JobNotifications(pool))
         app.state.scorer = build_scorer(settings.scorer, _scoring_backends(settings, app.state.llm_clients))
         score = ScoreSession(app.state.scorer)
+        transcribe = TranscribeUpload(_recording_stt(services, app.state.llm_clients), app.state.scorer,
+                                      chunk_ms=settings.upload_chunk_seconds * 1000)
+        rescore_upload = ScoreUpload(app.state.scorer)
+        handlers = {job.kind: job for job in (score, transcribe, rescore_upload)}
         app.state.jobs = await stack.enter_async_context(JobRunner(
-            pool, {score.kind: score}, worker_id=instance_id, notifications=app.state.job_notifications,
+            pool, handlers, worker_id=instance_id, notifications=app.state.job_notifications,
             concurrency=settings.job_workers))
         if settings.vapi_webhook_auth == "none":
             log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")

@@ -22,6 +22,7 @@ TtsProvider = Literal["auto", "openai", "elevenlabs", "local"]
 LlmProvider = Literal["auto", "openai", "openrouter", "scripted"]
 HintsLlm = Literal["auto", "on", "off"]
 Scorer = Literal["auto", "heuristic", "llm"]
+Embeddings = Literal["auto", "openai", "local", "off"]
 VapiAuth = Literal["auto", "hmac", "secret", "bearer", "legacy", "none"]
 VapiHmacAlgorithm = Literal["sha256", "sha512", "sha1"]
 VapiHmacEncoding = Literal["hex", "base64"]
@@ -48,6 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     site_url: str | None = None
     log_level: LogLevel = "INFO"
     max_body_bytes: int = 10 * 1024 * 1024
+    # Recorded calls (POST /api/analyze/upload): the largest file and the longest recording taken.
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_seconds: int = 2 * 3600
+    upload_chunk_seconds: int = 60  # audio per transcription request (and per resume point)
     # Auth. JWT_SECRET unset: generated once and kept in the database (a warning says so).
     jwt_secret: str | None = None
     supabase_jwt_secret: str | None = None
@@ -108,6 +113,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the heuristic scorer; jobs (scoring, transcription) worked at once per instance.
     scorer: Scorer = "auto"
     job_workers: int = 2
+    # Knowledge base: auto = text-embedding-3-small (OpenRouter, then OpenAI) when a key is set,
+    # else the local all-MiniLM-L6-v2; off = full-text search only. The starter playbook is loaded
+    # into the shared knowledge base on first start.
+    embeddings: Embeddings = "auto"
+    knowledge_starter: bool = True
+    # How long the coaching chat skips an LLM backend after 3 failures in a row, before a trial.
+    chat_breaker_reset_seconds: float = 30.0
     # VAPI.
     vapi_private_key: str | None = None
     vapi_public_key: str | None = None
@@ -160,7 +172,7 @@ ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fie
 
 _WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
                 "llm_provider": str.lower, "hints_llm": str.lower, "scorer": str.lower, "vapi_webhook_auth": str.lower,
-                "vapi_hmac_algorithm": str.lower, "vapi_hmac_encoding": str.lower}
+                "vapi_hmac_algorithm": str.lower, "vapi_hmac_encoding": str.lower, "embeddings": str.lower}
 _URL_SCHEMES = {
     "database_url": ("postgres", "postgresql"),
     "redis_url": ("redis", "rediss", "unix"),
@@ -175,7 +187,11 @@ _EXPECTED = {"int": "expected a whole number", "float": "expected a number", "bo
 _RANGES: dict[str, tuple[float, float]] = {
     "port": (1, 65535),
     "max_body_bytes": (1024, 1024**3),
+    "max_upload_bytes": (1024, 1024**3),
+    "max_upload_seconds": (2, 24 * 3600),
+    "upload_chunk_seconds": (10, 600),
     "provider_timeout_s": (0.1, 600),
+    "chat_breaker_reset_seconds": (0.05, 3600),
     "sentry_traces_sample_rate": (0.0, 1.0),
     "inference_threads": (1, 64),
     "inference_queue": (0, 1000),

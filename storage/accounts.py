@@ -16,7 +16,8 @@ __all__ = [
     "add_membership", "claim_invite", "create_invite", "create_org", "create_user", "get_account",
     "list_members", "login_user", "mark_refresh_used", "primary_membership", "remove_member",
     "revoke_family", "set_member_role", "store_refresh_token", "find_refresh_token", "user_by_external_id",
-    "count_admins", "RefreshUse", "revoke_tokens", "sockets_allowed", "token_revoked", "use_refresh_token",
+    "count_admins", "Invite", "list_invites", "revoke_invite",
+    "RefreshUse", "revoke_tokens", "sockets_allowed", "token_revoked", "use_refresh_token",
 ]
 
 Role = Literal["trainee", "coach", "admin"]
@@ -59,6 +60,18 @@ class RefreshRecord(msgspec.Struct, frozen=True):
     expires_at: datetime
     used_at: datetime | None
     revoked_at: datetime | None
+
+
+class Invite(msgspec.Struct, frozen=True):
+    """A pending invite (its code is shown once, at creation: only its hash is stored)."""
+
+    id: uuid.UUID
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    created_by_name: str | None
+    uses: int
+    max_uses: int
 
 
 class Member(msgspec.Struct, frozen=True):
@@ -128,11 +141,36 @@ async def get_account(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid
 
 
 async def create_invite(conn: asyncpg.Connection, *, org_id: uuid.UUID, code_hash: str, role: Role,
-                        created_by: uuid.UUID, expires_at: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO invites (org_id, code_hash, role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                        created_by: uuid.UUID, expires_at: datetime) -> uuid.UUID:
+    invite_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO invites (org_id, code_hash, role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id",
         org_id, code_hash, role, created_by, expires_at,
     )
+    return invite_id
+
+
+async def list_invites(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Invite]:
+    """The org's invites that can still be used (not revoked, expired or used up), newest first."""
+    rows = await conn.fetch(
+        """
+        SELECT i.id, i.role, i.created_at, i.expires_at, u.name AS created_by_name, i.uses, i.max_uses
+        FROM invites i LEFT JOIN users u ON u.id = i.created_by
+        WHERE i.org_id = $1 AND i.revoked_at IS NULL AND i.expires_at > now() AND i.uses < i.max_uses
+        ORDER BY i.created_at DESC, i.id
+        """,
+        org_id,
+    )
+    return [Invite(**dict(r)) for r in rows]
+
+
+async def revoke_invite(conn: asyncpg.Connection, org_id: uuid.UUID, invite_id: uuid.UUID) -> Role | None:
+    """Revokes a pending invite; returns its role, or None when there is no such pending invite."""
+    role: Role | None = await conn.fetchval(
+        "UPDATE invites SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING role",
+        invite_id, org_id,
+    )
+    return role
 
 
 async def store_refresh_token(conn: asyncpg.Connection, *, user_id: uuid.UUID, org_id: uuid.UUID,

@@ -13,7 +13,7 @@ import msgspec
 
 __all__ = [
     "JOB_CHANNEL", "ClaimedJob", "JobRow", "JobStatus", "claim_jobs", "enqueue_job", "finish_job", "get_job",
-    "latest_session_job", "notify_job", "retry_or_fail_job", "renew_jobs", "set_job_progress",
+    "latest_session_job", "latest_upload_job", "notify_job", "retry_or_fail_job", "renew_jobs", "set_job_progress",
 ]
 
 JOB_CHANNEL = "sparring_jobs"  # NOTIFY payload: the job id (never any content)
@@ -40,10 +40,11 @@ class JobRow(msgspec.Struct, frozen=True):
     progress: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None
+    upload_id: uuid.UUID | None = None
 
 
 _JOB_COLUMNS = ("id, kind, status, attempts, max_attempts, last_error, session_id, progress::text AS progress,"
-                " created_at, finished_at")
+                " created_at, finished_at, upload_id")
 
 
 def _job(row: asyncpg.Record) -> JobRow:
@@ -59,14 +60,14 @@ async def notify_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
 
 async def enqueue_job(conn: asyncpg.Connection, org_id: uuid.UUID, kind: str, payload: dict[str, Any], *,
                       dedupe_key: str | None = None, session_id: uuid.UUID | None = None,
-                      max_attempts: int = 5) -> uuid.UUID | None:
-    """Queues a job; with `dedupe_key`, at most one job of that kind and key ever exists (None
-    then when it already did)."""
+                      upload_id: uuid.UUID | None = None, max_attempts: int = 5) -> uuid.UUID | None:
+    """Queues a job (of a session, an upload, or neither); with `dedupe_key`, at most one job of
+    that kind and key ever exists (None then when it already did)."""
     job_id: uuid.UUID | None = await conn.fetchval(
-        "INSERT INTO jobs (org_id, kind, payload, dedupe_key, session_id, max_attempts)"
-        " VALUES ($1, $2, $3::jsonb, $4, $5, $6)"
+        "INSERT INTO jobs (org_id, kind, payload, dedupe_key, session_id, upload_id, max_attempts)"
+        " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)"
         " ON CONFLICT (kind, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
-        org_id, kind, msgspec.json.encode(payload).decode(), dedupe_key, session_id, max_attempts)
+        org_id, kind, msgspec.json.encode(payload).decode(), dedupe_key, session_id, upload_id, max_attempts)
     if job_id is not None:
         await notify_job(conn, job_id)
     return job_id
@@ -125,6 +126,15 @@ async def retry_or_fail_job(conn: asyncpg.Connection, job_id: uuid.UUID, worker:
 
 async def get_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> JobRow | None:
     row = await conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+    return _job(row) if row else None
+
+
+async def latest_upload_job(conn: asyncpg.Connection, upload_id: uuid.UUID,
+                            kinds: tuple[str, ...]) -> JobRow | None:
+    """The upload's newest job of any of `kinds`."""
+    row = await conn.fetchrow(
+        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE upload_id = $1 AND kind = any($2::text[])"
+        " ORDER BY created_at DESC, id LIMIT 1", upload_id, list(kinds))
     return _job(row) if row else None
 
 

@@ -13,8 +13,8 @@ from coaching.scorecard import DIMENSION_KEYS, Scorecard, ScoringConfig
 
 __all__ = [
     "COLUMNS", "KEY_OF_COLUMN", "ScoreRow", "TeamRow", "TrendPoint", "get_score", "get_scoring_config",
-    "insert_score", "latest_score", "latest_upload_score", "list_scores", "record_module_progress", "rep_trend", "set_scoring_config",
-    "team_rollup",
+    "insert_score", "latest_score", "latest_upload_score", "list_scores", "record_module_progress", "rep_trend",
+    "set_scoring_config", "team_rollup",
 ]
 
 # The rubric's dimension keys and the columns they are kept in (named before the keys were).

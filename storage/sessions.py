@@ -89,8 +89,10 @@ async def get_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Sessio
 
 async def list_sessions(conn: asyncpg.Connection, *, status: Status | None, user_id: uuid.UUID | None,
                         persona_id: str | None, limit: int, before: datetime | None,
-                        min_score: float | None = None, max_score: float | None = None) -> list[SessionRow]:
-    """Newest first; with a score bound, only scored calls within it."""
+                        min_score: float | None = None, max_score: float | None = None,
+                        unstarted_for_s: float | None = None) -> list[SessionRow]:
+    """Newest first; with a score bound, only scored calls within it; with `unstarted_for_s`, without
+    the never-started (`created`) sessions older than that many seconds."""
     rows = await conn.fetch(
         f"""
         SELECT {_COLUMNS},
@@ -102,9 +104,10 @@ async def list_sessions(conn: asyncpg.Connection, *, status: Status | None, user
         WHERE s.deleted_at IS NULL AND ($1::text IS NULL OR s.status = $1) AND ($2::uuid IS NULL OR s.user_id = $2)
           AND ($3::text IS NULL OR s.persona_id = $3) AND ($4::timestamptz IS NULL OR s.created_at < $4)
           AND ($6::float8 IS NULL OR sc.overall >= $6) AND ($7::float8 IS NULL OR sc.overall <= $7)
+          AND ($8::float8 IS NULL OR s.status <> 'created' OR s.created_at > now() - make_interval(secs => $8))
         ORDER BY s.created_at DESC LIMIT $5
         """,
-        status, user_id, persona_id, before, limit, min_score, max_score,
+        status, user_id, persona_id, before, limit, min_score, max_score, unstarted_for_s,
     )
     return [_session(r) for r in rows]
 
@@ -115,21 +118,22 @@ async def soft_delete_session(conn: asyncpg.Connection, session_id: uuid.UUID) -
     return status == "UPDATE 1"
 
 
-async def count_live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
+async def count_live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, *,
+                              excluding: uuid.UUID | None = None) -> int:
     """The person's live calls, but for `excluding` and VAPI calls the webhook created for the
     org's first admin (nobody started those, so they never hold anyone's limit)."""
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1 AND status = 'live' AND id <> $2"
+        "SELECT count(*) FROM roleplay_sessions WHERE user_id = $1 AND status = 'live' AND id IS DISTINCT FROM $2"
         " AND deleted_at IS NULL AND NOT vapi_webhook_created", user_id, excluding)
     return count
 
 
-async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
-    """created -> live; False when it was not `created` any more (another socket won)."""
-    status = await conn.execute(
+async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> datetime | None:
+    """created -> live: when it started; None when it was not `created` any more (another socket won)."""
+    started: datetime | None = await conn.fetchval(
         "UPDATE roleplay_sessions SET status = 'live', started_at = now(), last_activity_at = now()"
-        " WHERE id = $1 AND status = 'created'", session_id)
-    return status == "UPDATE 1"
+        " WHERE id = $1 AND status = 'created' RETURNING started_at", session_id)
+    return started
 
 
 async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str, *,

@@ -41,12 +41,18 @@ _EXPORT_QUERIES: dict[str, str] = {
     "curriculum_progress": """
         SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.started_at), '[]')
         FROM curriculum_progress p WHERE p.user_id = $1""",
+    "chat_conversations": """
+        SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object(
+            'messages', (SELECT coalesce(jsonb_agg(to_jsonb(m) - 'org_id' ORDER BY m.id), '[]')
+                         FROM chat_messages m WHERE m.conversation_id = c.id)
+        ) ORDER BY c.created_at), '[]')
+        FROM chat_conversations c WHERE c.user_id = $1""",
 }
 
 
 async def export_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, Any]:
     """Profile, memberships, sessions with their events, transcripts and scores, uploads (metadata,
-    transcripts, scores) and curriculum progress, as JSON-ready data."""
+    transcripts, scores), curriculum progress and coaching chat conversations, as JSON-ready data."""
     export: dict[str, Any] = {}
     for key, sql in _EXPORT_QUERIES.items():
         value = await conn.fetchval(sql, user_id)

@@ -7,15 +7,23 @@ const pages = {
   login: () => import("./pages/auth.js").then((m) => m.login),
   signup: () => import("./pages/auth.js").then((m) => m.signup),
   practice: () => import("./pages/practice.js").then((m) => m.practice),
+  call: () => import("./pages/practice.js").then((m) => m.callPage),
   coach: () => import("./pages/coach.js").then((m) => m.coach),
   watch: () => import("./pages/coach.js").then((m) => m.watch),
   review: () => import("./pages/review.js").then((m) => m.review),
   history: () => import("./pages/history.js").then((m) => m.history),
+  upload: () => import("./pages/upload.js").then((m) => m.upload),
+  "upload-review": () => import("./pages/upload.js").then((m) => m.uploadReview),
   progress: () => import("./pages/progress.js").then((m) => m.progress),
   team: () => import("./pages/team.js").then((m) => m.team),
+  admin: () => import("./pages/admin.js").then((m) => m.admin),
+  personas: () => import("./pages/personas.js").then((m) => m.personas),
 };
 const PUBLIC = new Set(["login", "signup"]);
 let cleanup = null;
+// A page that must not be left without asking (a live call) sets this: it returns the question, or null.
+let leaveGuard = null;
+let shownHash = location.hash;
 
 function parse() {
   // "#/history?user=ID": the path picks the page and its args, the query string its options.
@@ -31,8 +39,11 @@ function header(account) {
   nav.replaceChildren();
   who.replaceChildren();
   if (!account) return;
-  const links = [["#/practice", "Practice"], ["#/progress", "Progress"], ["#/history", "History"]];
+  const links = [["#/practice", "Practice"], ["#/progress", "Progress"], ["#/history", "History"],
+    ["#/upload", "Upload a call"]];
   if (account.role === "coach" || account.role === "admin") links.splice(1, 0, ["#/coach", "Coach console"], ["#/team", "Team"]);
+  if (account.role === "coach" || account.role === "admin") links.push(["#/personas", "Personas"]);
+  if (account.role === "admin") links.push(["#/admin", "Admin"]);
   nav.append(h("ul", {}, links.map(([href, text]) => h("li", {}, h("a", { href }, text)))));
   who.append(
     h("span", { class: "who-name" }, account.user.name),
@@ -50,29 +61,67 @@ async function logOut() {
   }
 }
 
+// A page that could not load says so (never a blank page): "not found" for what does not exist or
+// is not the caller's to see (the API answers both 404), the error's own words otherwise.
+function failed(root, error) {
+  const status = error && error.status;
+  const [title, text] = status === 404
+    ? ["Not found", "There is nothing here, or it is not yours to see: it may have been deleted, or the link is for another account."]
+    : status === 403
+      ? ["Not allowed", error.message]
+      : ["This page could not load", error && error.message
+        ? `${error.message}` : "Something went wrong. Check your connection and try again."];
+  root.replaceChildren(h("section", { class: "card narrow failed-page", "data-status": status || "error" },
+    h("h1", {}, title), h("p", { role: "alert" }, text),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => route() }, "Try again"),
+      h("a", { href: "#/practice", class: "button" }, "Go to practice"))));
+  document.title = `${title} · Sparring`;
+}
+
 export async function route() {
   if (cleanup) {
     try { cleanup(); } catch { /* the page is going away anyway */ }
     cleanup = null;
   }
+  leaveGuard = null;
+  shownHash = location.hash;
   const root = document.getElementById("app");
   let { name, args, query } = parse();
   let account = null;
   try {
     account = await me({ force: PUBLIC.has(name) || name === "" });
   } catch (error) {
-    root.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+    failed(root, error);
     return;
   }
   if (!account && !PUBLIC.has(name)) name = "login";
   if (account && (PUBLIC.has(name) || name === "")) name = "practice";
   if (!pages[name]) name = account ? "practice" : "login";
   header(account);
-  const page = await pages[name]();
-  root.replaceChildren();
-  cleanup = (await page(root, { account, args, query, navigate: (hash) => { location.hash = hash; } })) || null;
+  const context = { account, args, query, navigate: (hash) => { location.hash = hash; },
+                    guardLeaving: (question) => { leaveGuard = question; } };
+  try {
+    const page = await pages[name]();
+    root.replaceChildren();
+    cleanup = (await page(root, context)) || null;
+  } catch (error) {
+    console.warn("page failed to load", error);
+    failed(root, error);
+    return;
+  }
   document.title = `${root.querySelector("h1")?.textContent || "Sparring"} · Sparring`;
 }
 
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => {
+  // Leaving a page that asks first (a live call): on "no", the address goes back and the page stays.
+  if (leaveGuard && location.hash !== shownHash) {
+    const question = leaveGuard();
+    if (question && !window.confirm(question)) {
+      history.replaceState(null, "", shownHash || "#/");
+      return;
+    }
+  }
+  route();
+});
 route();

@@ -4,9 +4,12 @@
 export class MicrophoneDenied extends Error {}
 
 export class Microphone {
-  constructor(onFrame, onLevel) {
+  // `raw`: without the browser's gain control, noise suppression and echo cancellation (the
+  // microphone test measures what the microphone itself delivers: gain control would hide clipping).
+  constructor(onFrame, onLevel, { raw = false } = {}) {
     this.onFrame = onFrame;
     this.onLevel = onLevel;
+    this.raw = raw;
     this.muted = false;
   }
 
@@ -16,7 +19,7 @@ export class Microphone {
     }
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        audio: { channelCount: 1, echoCancellation: !this.raw, noiseSuppression: !this.raw, autoGainControl: !this.raw },
       });
     } catch (error) {
       throw new MicrophoneDenied(error && error.name === "NotAllowedError"
@@ -28,7 +31,7 @@ export class Microphone {
     const source = this.context.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.context, "pcm-capture");
     this.node.port.onmessage = ({ data }) => {
-      this.onLevel(this.muted ? 0 : data.level);
+      this.onLevel(this.muted ? 0 : data.level, this.muted ? 0 : data.clipped);
       if (!this.muted) this.onFrame(data.pcm);
     };
     source.connect(this.node);

@@ -89,6 +89,8 @@ export function describe(state, detail = {}) {
     case "reconnecting": return "Connection lost — reconnecting…";
     case "ended": return "Call ended";
     default:
+      if (detail.code === 4410) return "Call ended";
+      if (detail.code === 4409) return "This call continues in another window";
       return detail.reason ? `Disconnected: ${detail.reason}` : "Disconnected";
   }
 }

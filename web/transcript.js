@@ -5,9 +5,17 @@ import { clock, h } from "./dom.js";
 
 const WHO = { rep: "You", persona: "Buyer" };
 
+// A whisper is a coach's typed note to the rep (text, never spoken): who sees it depends on the view.
+export const WHISPER_NOTE = {
+  rep: "only you see this",  // the rep in the call
+  coach: "the rep sees this, the buyer does not",  // a coach watching
+  review: "the rep saw this during the call",
+};
+
 export class TranscriptView {
-  constructor({ repLabel = "You", personaLabel = "Buyer" } = {}) {
+  constructor({ repLabel = "You", personaLabel = "Buyer", whisperNote = WHISPER_NOTE.rep } = {}) {
     this.labels = { rep: repLabel, persona: personaLabel };
+    this.whisperNote = whisperNote;
     this.list = h("ol", { class: "transcript", "aria-live": "polite", "aria-label": "Transcript" });
     this.partials = {};
   }
@@ -42,7 +50,7 @@ export class TranscriptView {
 
   whisper(event) {
     this.list.append(h("li", { class: "line whisper", "data-seq": event.seq },
-      h("span", { class: "speaker" }, `Coach ${event.from.name} (only you hear this)`),
+      h("span", { class: "speaker" }, `Coach note from ${event.from.name} (${this.whisperNote})`),
       h("span", { class: "text" }, event.text)));
     this.scroll();
   }

@@ -6,6 +6,7 @@ conversation always gets the same answers, and a resumed call rebuilds exactly.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 
@@ -37,19 +38,62 @@ class BuyerState(msgspec.Struct):
     revealed: list[str] = msgspec.field(default_factory=list)
     raised: list[str] = msgspec.field(default_factory=list)
     resolved: list[str] = msgspec.field(default_factory=list)
-    pending: str | None = None
+    pending: str | None = None  # the objection the buyer is waiting on an answer to
+    waiting: list[str] = msgspec.field(default_factory=list)  # raised, unanswered, set aside for a newer concern
     open_questions: int = 0
     agreed_next_step: bool = False
     ended: bool = False
     rep_turns: int = 0
 
 
+_REPEAT = "That still leaves my concern. "  # an ignored objection comes back, in the buyer's own words
+
+
 def _is_question(text: str) -> bool:
     return text.rstrip().endswith("?") or bool(_QUESTION_START.match(text.strip()))
 
 
+@functools.lru_cache(maxsize=4096)
+def _phrase(phrase: str) -> re.Pattern[str]:
+    # At the start of a word ("ops" is not in "stops", "api" not in "rapid"); keywords may be stems ("reconcil").
+    return re.compile(r"(?<![a-z0-9])" + re.escape(phrase.lower()))
+
+
+def _hits(text: str, phrases: Sequence[str]) -> bool:
+    return any(_phrase(k).search(text) for k in phrases)
+
+
+def _discovery_answer(persona: Persona, state: BuyerState, text: str) -> tuple[bool, str | None]:
+    """Whether the rep's question asks about the buyer's world, and what the buyer answers (None: nothing new).
+
+    A discovery question is answered, never met with an objection, whatever words it happens to contain."""
+    unrevealed = [p for p in persona.pains if p.id not in state.revealed]
+    hits = {p.id: sum(bool(_phrase(k).search(text)) for k in p.keywords) for p in persona.pains}
+    best = max(unrevealed, key=lambda p: hits[p.id], default=None)  # the pain it touches most (first on a tie)
+    if best is not None and hits[best.id]:
+        state.revealed.append(best.id)
+        return True, best.reveal
+    if _OPEN_DISCOVERY.search(text):
+        # An open question earns a pain only once the buyer has warmed up to the rep.
+        state.open_questions += 1
+        if unrevealed and (state.open_questions >= 2 or state.rapport > 0):
+            state.revealed.append(unrevealed[0].id)
+            return True, unrevealed[0].reveal
+        return True, None
+    known = max(persona.pains, key=lambda p: hits[p.id])
+    if hits[known.id] and not _NEXT_STEP.search(text):  # asked again about what they told already
+        return True, f"Like I said, {known.reveal[0].lower()}{known.reveal[1:]}"
+    return False, None
+
+
 def _step(persona: Persona, state: BuyerState, raw: str) -> list[str]:
-    """Advances `state` by one rep turn and returns what the buyer says to it."""
+    """Advances `state` by one rep turn and returns what the buyer says to it.
+
+    The policy: questions about the buyer's world are answered (a pain, when earned); objections are raised
+    by what the rep asserts or proposes (a pitch, a price, a meeting), or by asking about the concern itself;
+    the objection then waits for an answer in a later turn (the turn that raises it cannot settle it) and
+    comes back every turn it is ignored; a new concern meanwhile is raised and the older one returns once
+    the new one is settled."""
     text = raw.lower()
     state.rep_turns += 1
     said: list[str] = []
@@ -60,30 +104,34 @@ def _step(persona: Persona, state: BuyerState, raw: str) -> list[str]:
         state.rapport += 1
     if _EMPATHY.search(text):
         state.rapport += 1
-    if state.pending is not None:
-        objection = next(o for o in persona.objections if o.id == state.pending)
-        if any(k in text for k in objection.resolved_by):
-            said.append(objection.resolved_reply)
-            state.resolved.append(objection.id)
-            state.pending = None
-    if state.pending is None:
-        for objection in persona.objections:
-            if objection.id not in state.raised and any(k in text for k in objection.triggers):
-                state.raised.append(objection.id)
-                state.pending = objection.id
-                said.append(objection.text)
-                break
-    if _is_question(text) and state.pending is None:
-        unrevealed = [p for p in persona.pains if p.id not in state.revealed]
-        pain = next((p for p in unrevealed if any(k in text for k in p.keywords)), None)
-        if pain is None and unrevealed and _OPEN_DISCOVERY.search(text):
-            # An open question earns a pain only once the buyer has warmed up to the rep.
-            state.open_questions += 1
-            if state.open_questions >= 2 or state.rapport > 0:
-                pain = unrevealed[0]
-        if pain is not None:
-            state.revealed.append(pain.id)
-            said.append(pain.reveal)
+    by_id = {o.id: o for o in persona.objections}
+    question = _is_question(text)
+    discovery, answer = _discovery_answer(persona, state, text) if question else (False, None)
+    answered_pending = False
+    if state.pending is not None and _hits(text, by_id[state.pending].resolved_by):
+        objection = by_id[state.pending]
+        said.append(objection.resolved_reply)
+        state.resolved.append(objection.id)
+        state.pending = None
+        answered_pending = True
+    if answer is not None:
+        said.append(answer)
+    if not discovery:
+        fresh = next((o for o in persona.objections if o.id not in state.raised and _hits(text, o.triggers)), None)
+        if fresh is not None:
+            if state.pending is not None:
+                state.waiting.append(state.pending)
+            state.raised.append(fresh.id)
+            state.pending = fresh.id
+            said.append(fresh.text)
+    if state.pending is None and state.waiting:
+        # The newer concern is settled: the one set aside for it comes back now.
+        state.pending = state.waiting.pop()
+        said.append(by_id[state.pending].text)
+    elif state.pending is not None and not answered_pending and by_id[state.pending].text not in said:
+        if _NEXT_STEP.search(text) and not said:
+            said.append(persona.next_step.decline)
+        said.append(_REPEAT + by_id[state.pending].text)  # ignored: it comes back
     if _NEXT_STEP.search(text) and not said:
         ready = len(state.revealed) >= persona.next_step.min_pains and state.pending is None
         state.agreed_next_step = state.agreed_next_step or ready

@@ -2,7 +2,9 @@
 
 CTranslate2 and ONNX Runtime release the GIL, so inference runs in threads off the event loop.
 When more work waits than the pool can finish in time, new work is refused at once
-(`Overloaded`) rather than slowing every call down.
+(`Overloaded`) rather than slowing every call down. Background work (transcribing an uploaded
+call) waits instead, and only ever takes a thread that is idle, leaving at least one to the live
+calls, so they keep their latency while a long recording is transcribed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class InferencePool:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="inference")
         self._limit = max_workers + max_waiting
         self._in_flight = 0
+        self._max_workers = max_workers
+        self._background = asyncio.Semaphore(max(1, max_workers - 1))
+        self._idle = asyncio.Condition()
 
     @property
     def in_flight(self) -> int:
@@ -48,6 +53,26 @@ class InferencePool:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
             self._in_flight -= 1
+            await self._notify_idle()
+
+    async def _notify_idle(self) -> None:
+        async with self._idle:
+            self._idle.notify_all()
+
+    async def run_background(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Runs `fn` when it would leave a thread idle for live work (on a one-thread pool: when
+        nothing else runs), waiting as long as that takes; at most `max_workers - 1` at once.
+        Never refused."""
+        async with self._background:
+            async with self._idle:
+                # Start only when, once started, a thread is still idle for live work.
+                await self._idle.wait_for(lambda: self._in_flight + 1 < self._max_workers or self._in_flight == 0)
+            self._in_flight += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            finally:
+                self._in_flight -= 1
+                await self._notify_idle()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -60,9 +60,9 @@ class Janitor:
             return
         for session_id, org_id in stale:
             if not self._is_local(str(session_id)):
-                await self._end_orphan(session_id, org_id)
+                await self.end_orphan(session_id, org_id)
 
-    async def _end_orphan(self, session_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    async def end_orphan(self, session_id: uuid.UUID, org_id: uuid.UUID, reason: str = "owner_lost") -> None:
         key, coordinator = str(session_id), self._leases.coordinator
         token = self._leases.new_token()
         try:
@@ -90,13 +90,13 @@ class Janitor:
                     await sessions.end_session(conn, session_id, reason, fence=fence)
                 return
             elapsed_ms = int((datetime.now(UTC) - (current.started_at or current.created_at)).total_seconds() * 1000)
-            ended = call_log.append(SessionEnded(session_id=key, ts=0, reason="owner_lost", duration_ms=elapsed_ms))
+            ended = call_log.append(SessionEnded(session_id=key, ts=0, reason=reason, duration_ms=elapsed_ms))
             async with tenant_tx(self._pool, tenant) as conn:
                 await sessions.append_events(conn, org_id, [(session_id, fence, e) for e in ended.entries])
-                await sessions.end_session(conn, session_id, "owner_lost", fence=fence)
+                await sessions.end_session(conn, session_id, reason, fence=fence)
             await coordinator.publish(key, token, ended.entries, self._leases.ttl_ms)
             await coordinator.set_absent(str(org_id), key)
-            log.info("ended a call whose instance was lost", extra={"session_id": key})
+            log.info("ended a call nobody ran", extra={"session_id": key, "reason": reason})
         except Exception as exc:
             log.warning("could not end an orphaned call", extra={"session_id": key, "error": type(exc).__name__})
         finally:

@@ -27,7 +27,7 @@ from gateway.calls.outbox import Outbox
 from gateway.calls.recovery import recover_unflushed
 from gateway.calls.services import CallServices
 from gateway.errors import BAD_MESSAGE, ENDED, INTERNAL, NOT_FOUND, RATE_LIMITED, TAKEN_OVER, CallRefused
-from gateway.fanout.commands import Handover, RelayedWhisper, decode_command, encode_command
+from gateway.fanout.commands import EndCall, Handover, RelayedWhisper, decode_command, encode_command
 from gateway.fanout.coordinator import Coordinator, owner_of
 from storage import sessions
 from storage.event_writer import EventWriter
@@ -136,14 +136,17 @@ class CallRegistry:
                 if live >= self._services.limits.max_live_per_user:
                     raise CallRefused(RATE_LIMITED,
                                       f"you already have {live} live calls; end one before starting another")
-                if not await sessions.start_session(conn, session.id):
+                started_at = await sessions.start_session(conn, session.id)
+                if started_at is None:
                     raise CallRefused(TAKEN_OVER, "this call was started from another window")
+                # The row was read before it started: the live list shows this start, not a later one.
+                current = msgspec.structs.replace(current, status="live", started_at=started_at)
             record = await sessions.recording_enabled(conn, session.org_id)
             # Bumping the fence waits for the previous owner's last append, then shuts it out.
             fence = await sessions.claim_session(conn, session.id)
             stored = [] if fresh else await sessions.list_events(conn, session.id, after_seq=0, limit=1_000_000)
-        elapsed = 0.0 if fresh or current.started_at is None else (
-            datetime.now(UTC) - current.started_at).total_seconds()
+        elapsed = 0.0 if fresh or current.started_at is None else max(0.0, (
+            datetime.now(UTC) - current.started_at).total_seconds())
         call_log = SessionLog.rebuild(
             str(session.id), (row.payload for row in stored), hints=self._services.hints,
             call_started_ms=int((time.time() - elapsed) * 1000), silence_ms=self._services.options.silence_ms)
@@ -189,6 +192,21 @@ class CallRegistry:
         return await self.coordinator.send(owner, encode_command(
             RelayedWhisper(session_id=session_id, sender_id=sender.id, sender_name=sender.name, text=text)))
 
+    async def end_call(self, session: sessions.SessionRow, reason: str) -> None:
+        """Ends a live call wherever it runs: here, on the instance that owns it (a command), or,
+        when nobody runs it (the rep's socket dropped, its instance died), here from its stored
+        events, as the janitor would."""
+        key = str(session.id)
+        call = self._calls.get(key)
+        if call is not None:
+            await call.end(reason)
+            return
+        owner = owner_of(await self.coordinator.lease_holder(key))
+        if owner is not None and owner != self.coordinator.instance_id:
+            await self.coordinator.send(owner, encode_command(EndCall(session_id=key, reason=reason)))
+            return
+        await self.janitor.end_orphan(session.id, session.org_id, reason)
+
     async def _command(self, data: bytes) -> None:
         try:
             command = decode_command(data)
@@ -202,6 +220,10 @@ class CallRegistry:
             case Handover():
                 log.info("handing a call over to another instance", extra={"session_id": command.session_id})
                 task = asyncio.create_task(call.suspend(TAKEN_OVER, "this call continues on another connection"))
+                self._handovers.add(task)
+                task.add_done_callback(self._handovers.discard)
+            case EndCall():
+                task = asyncio.create_task(call.end(command.reason))
                 self._handovers.add(task)
                 task.add_done_callback(self._handovers.discard)
             case RelayedWhisper():

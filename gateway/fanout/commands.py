@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Command", "Handover", "RelayedWhisper", "decode_command", "encode_command"]
+__all__ = ["Command", "EndCall", "Handover", "RelayedWhisper", "decode_command", "encode_command"]
 
 
 class Handover(msgspec.Struct, tag="handover", frozen=True):
@@ -20,7 +20,13 @@ class RelayedWhisper(msgspec.Struct, tag="whisper", frozen=True):
     text: str
 
 
-Command = Handover | RelayedWhisper
+class EndCall(msgspec.Struct, tag="end", frozen=True):
+    """The rep ended their call from another window (`POST /api/sessions/{id}/end`): end it."""
+    session_id: str
+    reason: str
+
+
+Command = Handover | RelayedWhisper | EndCall
 _decoder = msgspec.json.Decoder(Command)
 encode_command = msgspec.json.encode
 

@@ -1,4 +1,5 @@
-"""A job's progress as Server-Sent Events: `status` whenever the status or stage changes,
+"""A job's progress as Server-Sent Events: `status` whenever the status, stage or (uploads:
+transcription) percent changes,
 `dimension` for each scorecard dimension as it is decided, then `done` with the whole scorecard.
 A subscriber that comes late gets the current state first. The job row is the state; a
 notification (or, failing that, a poll) says when to look again."""
@@ -32,8 +33,10 @@ def _message(event: str, data: Any) -> ServerSentEventMessage:
 def score_out(row: scores.ScoreRow) -> dict[str, Any]:
     """A stored scorecard as the API answers it."""
     card: dict[str, Any] = msgspec.to_builtins(row.scorecard)
-    return {"id": str(row.id), "session_id": str(row.session_id) if row.session_id else None,
-            "created_at": row.created_at.isoformat(), **card}
+    out = {"id": str(row.id), "session_id": str(row.session_id) if row.session_id else None}
+    if row.upload_id is not None:
+        out["upload_id"] = str(row.upload_id)
+    return {**out, "created_at": row.created_at.isoformat(), **card}
 
 
 async def job_events(pool: asyncpg.Pool, tenant: Tenant, job_id: uuid.UUID,
@@ -55,6 +58,8 @@ async def job_events(pool: asyncpg.Pool, tenant: Tenant, job_id: uuid.UUID,
                 return
             status = {"job_id": str(job.id), "status": job.status, "stage": job.progress.get("stage"),
                       "error": job.last_error if job.status != "done" else job.progress.get("message")}
+            if "percent" in job.progress:  # an upload's transcription: how much of the audio is done
+                status["percent"] = job.progress["percent"]
             if status != sent_status:
                 sent_status = status
                 yield _message("status", status)

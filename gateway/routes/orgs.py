@@ -18,7 +18,8 @@ from gateway.errors import ApiError
 from storage import accounts
 from storage.audit import AuditEntry, list_audit
 
-__all__ = ["audit_log", "create_invite", "list_members", "remove_member", "update_member"]
+__all__ = ["audit_log", "create_invite", "list_invites", "list_members", "remove_member", "revoke_invite",
+           "update_member"]
 
 INVITE_TTL = timedelta(days=7)
 RoleName = Literal["trainee", "coach", "admin"]
@@ -32,6 +33,11 @@ class InviteOut(msgspec.Struct):
     code: str
     role: RoleName
     expires_at: datetime
+    id: uuid.UUID | None = None
+
+
+class Invites(msgspec.Struct):
+    items: list[accounts.Invite]
 
 
 class MemberUpdate(msgspec.Struct):
@@ -54,9 +60,28 @@ async def create_invite(caller: CallerDep, db: TenantDb, data: JSONBody[InviteIn
         raise ApiError(403, "forbidden", "coaches can invite trainees only; ask an admin", field="role")
     code = new_secret()
     expires_at = datetime.now(UTC) + INVITE_TTL
-    await accounts.create_invite(db, org_id=caller.org_id, code_hash=hash_secret(code), role=data.role,
-                                 created_by=caller.user_id, expires_at=expires_at)
-    return InviteOut(code, data.role, expires_at)
+    invite_id = await accounts.create_invite(db, org_id=caller.org_id, code_hash=hash_secret(code), role=data.role,
+                                             created_by=caller.user_id, expires_at=expires_at)
+    return InviteOut(code, data.role, expires_at, invite_id)
+
+
+@get("/api/orgs/invites", tags=["orgs"],
+     summary="Pending invites, newest first (coach, admin; codes are not shown again)")
+async def list_invites(caller: CallerDep, db: TenantDb) -> Invites:
+    require_role(caller, "coach", "admin")
+    return Invites(await accounts.list_invites(db, caller.org_id))
+
+
+@delete("/api/orgs/invites/{invite_id:uuid}", tags=["orgs"], status_code=204,
+        summary="Revoke a pending invite (admin: any; coach: trainee invites)")
+async def revoke_invite(caller: CallerDep, db: TenantDb, invite_id: FromPath[uuid.UUID]) -> None:
+    require_role(caller, "coach", "admin")
+    pending = {i.id: i for i in await accounts.list_invites(db, caller.org_id)}
+    if invite_id not in pending:
+        raise ApiError(404, "not_found", "no such pending invite")
+    if caller.role == "coach" and pending[invite_id].role != "trainee":
+        raise ApiError(403, "forbidden", "coaches can revoke trainee invites only; ask an admin")
+    await accounts.revoke_invite(db, caller.org_id, invite_id)
 
 
 @get("/api/orgs/members", tags=["orgs"], summary="The org's members (coach, admin)")

@@ -8,23 +8,31 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from litestar import Request, delete, get, patch, post
+from litestar import Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
-from coaching.persona import Persona, PersonaFileError, parse_persona
-from gateway.auth.caller import CallerDep, TenantDb, require_role
+from coaching.persona import Persona, PersonaFileError, parse_persona, public_view
+from gateway.auth.caller import Caller, CallerDep, TenantDb, require_role
 from gateway.errors import ApiError
 from storage import personas as store
 
-__all__ = ["create_persona", "delete_persona", "get_persona", "list_personas", "resolve_persona", "update_persona"]
+__all__ = ["create_persona", "delete_persona", "get_persona", "list_personas", "persona_view", "replace_persona",
+           "resolve_persona", "update_persona"]
+
+
+def persona_view(caller: Caller, spec: dict[str, Any]) -> dict[str, Any]:
+    """The whole persona for coaches and admins; for reps the public view (who the buyer is and the brief),
+    so the hidden pains, objections and what wins them never reach a rep's browser."""
+    return spec if caller.role in ("coach", "admin") else public_view(spec)
 
 
 class PersonaOut(msgspec.Struct):
     persona: Persona
     built_in: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {**self.persona.to_dict(), "built_in": self.built_in}
+    def to_json(self, caller: Caller | None = None) -> dict[str, Any]:
+        spec = self.persona.to_dict()
+        return {**(spec if caller is None else persona_view(caller, spec)), "built_in": self.built_in}
 
 
 class PersonaList(msgspec.Struct):
@@ -36,14 +44,34 @@ def _built_ins(request: Request[Any, Any, Any]) -> dict[str, Persona]:
     return personas
 
 
+_PLAIN = [
+    (re.compile(r"^Expected `str` of length >= 1$"), "This can't be empty."),
+    (re.compile(r"^Expected `array` of length >= 1$"), "Add at least one."),
+    (re.compile(r"^Object missing required field `[^`]+`$"), "This is required."),
+    (re.compile(r"^Expected `str` of length <= (\d+)$"), r"At most \1 characters."),
+]
+
+
+def _plain(message: str) -> str:
+    """msgspec's wording, in words a coach filling in the persona builder reads (the field names where)."""
+    for pattern, plain in _PLAIN:
+        if pattern.match(message):
+            return pattern.sub(plain, message)
+    return message
+
+
 def _validate(data: dict[str, Any]) -> Persona:
+    data = {k: v for k, v in data.items() if k != "built_in"}  # as GET answers it: a duplicate may send it back
     try:
         return parse_persona(data, source="persona")
     except PersonaFileError as exc:
         message = str(exc).removeprefix("persona: ")
-        field = re.search(r"at `\$\.([^`]+)`", message)
-        raise ApiError(400, "invalid_persona", message.split(" - at ")[0],
-                       field=field.group(1) if field else None) from None
+        at = re.search(r"at `\$\.?([^`]*)`", message)
+        path = at.group(1) if at else ""
+        missing = re.search(r"missing required field `([^`]+)`", message)
+        if missing:  # msgspec names the object that lacks it; the field is the one to fill in
+            path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        raise ApiError(400, "invalid_persona", _plain(message.split(" - at ")[0]), field=path or None) from None
 
 
 async def resolve_persona(request: Request[Any, Any, Any], db: asyncpg.Connection,
@@ -57,8 +85,8 @@ async def resolve_persona(request: Request[Any, Any, Any], db: asyncpg.Connectio
 
 @get("/api/personas", tags=["personas"], summary="Built-in and your organization's personas")
 async def list_personas(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb) -> PersonaList:
-    items = [PersonaOut(p, True).to_json() for p in _built_ins(request).values()]
-    items += [PersonaOut(parse_persona(spec, source=spec.get("id", "?")), False).to_json()
+    items = [PersonaOut(p, True).to_json(caller) for p in _built_ins(request).values()]
+    items += [PersonaOut(parse_persona(spec, source=spec.get("id", "?")), False).to_json(caller)
               for spec in await store.list_org_personas(db, caller.org_id)]
     return PersonaList(items)
 
@@ -69,7 +97,7 @@ async def get_persona(request: Request[Any, Any, Any], caller: CallerDep, db: Te
     found = await resolve_persona(request, db, persona_id)
     if found is None:
         raise ApiError(404, "not_found", f"no persona {persona_id!r}")
-    return PersonaOut(*found).to_json()
+    return PersonaOut(*found).to_json(caller)
 
 
 @post("/api/personas", tags=["personas"], summary="Add a persona to your organization (coach, admin)")
@@ -82,18 +110,30 @@ async def create_persona(request: Request[Any, Any, Any], caller: CallerDep, db:
     return PersonaOut(persona, False).to_json()
 
 
-@patch("/api/personas/{persona_id:str}", tags=["personas"], summary="Change one of your organization's personas")
-async def update_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
-                         data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+async def _change(request: Request[Any, Any, Any], caller: Caller, db: asyncpg.Connection, persona_id: str,
+                  data: dict[str, Any], *, replace: bool) -> dict[str, Any]:
     require_role(caller, "coach", "admin")
     if persona_id in _built_ins(request):
         raise ApiError(403, "built_in_persona", "built-in personas are read-only; create your own instead")
     spec = await store.get_org_persona(db, persona_id)
     if spec is None:
         raise ApiError(404, "not_found", f"no persona {persona_id!r}")
-    persona = _validate({**spec, **data, "id": persona_id})
+    persona = _validate({**({} if replace else spec), **data, "id": persona_id})
     await store.update_persona(db, persona_id, persona.to_dict())
     return PersonaOut(persona, False).to_json()
+
+
+@patch("/api/personas/{persona_id:str}", tags=["personas"], summary="Change one of your organization's personas")
+async def update_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
+                         data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+    return await _change(request, caller, db, persona_id, data, replace=False)
+
+
+@put("/api/personas/{persona_id:str}", tags=["personas"],
+     summary="Replace one of your organization's personas (coach, admin; the persona builder saves with it)")
+async def replace_persona(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb, persona_id: FromPath[str],
+                          data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+    return await _change(request, caller, db, persona_id, data, replace=True)
 
 
 @delete("/api/personas/{persona_id:str}", tags=["personas"], summary="Remove one of your organization's personas",

@@ -19,12 +19,19 @@ from coaching.events import decode_event
 from coaching.session_log import Segment
 from gateway.auth.caller import CallerDep, TenantDb
 from gateway.errors import ApiError
-from gateway.routes.personas import resolve_persona
+from gateway.routes.personas import persona_view, resolve_persona
 from gateway.vapi.assistant import assistant_overrides, transient_assistant
 from storage import sessions as store
 from storage.blobs import BlobNotFound, get_blob, read_blob
 
-__all__ = ["create_session", "delete_session", "get_session", "list_session_events", "list_sessions", "recording"]
+__all__ = [
+    "UNSTARTED_HIDDEN_AFTER_S", "create_session", "delete_session", "end_own_session", "get_session",
+    "list_session_events", "list_sessions", "recording",
+]
+
+# A session nobody started (the socket never said `start`) leaves the default list after this long:
+# it is a phantom (a refused or abandoned start), not a call. `status=created` still lists them all.
+UNSTARTED_HIDDEN_AFTER_S = 300
 
 
 class SessionIn(msgspec.Struct):
@@ -101,6 +108,15 @@ async def create_session(request: Request[Any, Any, Any], caller: CallerDep, db:
     found = await resolve_persona(request, db, data.persona_id)
     if found is None:
         raise ApiError(400, "unknown_persona", f"there is no persona {data.persona_id!r}", field="persona_id")
+    settings = request.app.state.settings
+    limit = settings.max_live_sessions_per_user
+    live = await store.count_live_sessions(db, caller.user_id)
+    if live >= limit:
+        calls = "1 live call" if live == 1 else f"{live} live calls"
+        raise ApiError(409, "live_call_limit",
+                       f"You already have {calls} (the limit is {limit}). End one under \"Your live calls\" on the"
+                       f" practice page (POST /api/sessions/{{id}}/end), or wait: a call nobody is connected to ends"
+                       f" by itself within {settings.resume_grace_seconds} seconds.")
     row = await store.create_session(db, org_id=caller.org_id, user_id=caller.user_id, persona_id=data.persona_id,
                                      persona_snapshot=found[0].to_dict(), transport=data.transport)
     vapi = None
@@ -113,7 +129,9 @@ async def create_session(request: Request[Any, Any, Any], caller: CallerDep, db:
     return CreatedSession(**_out(row), vapi=vapi)
 
 
-@get("/api/sessions", tags=["sessions"], summary="Sessions, newest first (trainees: their own; coaches: the org's)")
+@get("/api/sessions", tags=["sessions"], summary="Sessions, newest first (trainees: their own; coaches: the org's)",
+     description="Without `status`, sessions that were never started (`created`) and are more than five minutes"
+                 " old are left out: they are abandoned or refused starts, not calls. `status=created` lists them.")
 async def list_sessions(
     caller: CallerDep, db: TenantDb,
     status: FromQuery[Literal["created", "live", "ended"] | None] = None,
@@ -125,7 +143,8 @@ async def list_sessions(
     max_score: Annotated[float | None, Parameter(ge=0, le=100)] = None,
 ) -> SessionPage:
     rows = await store.list_sessions(db, status=status, user_id=user_id, persona_id=persona_id, limit=limit,
-                                     before=before, min_score=min_score, max_score=max_score)
+                                     before=before, min_score=min_score, max_score=max_score,
+                                     unstarted_for_s=None if status else UNSTARTED_HIDDEN_AFTER_S)
     items = [SessionOut(**_out(r)) for r in rows]
     return SessionPage(items, items[-1].created_at if len(items) == limit else None)
 
@@ -134,7 +153,7 @@ async def list_sessions(
 async def get_session(caller: CallerDep, db: TenantDb, session_id: FromPath[uuid.UUID]) -> SessionDetail:
     row = await _visible(db, session_id)
     transcript = await store.list_transcript(db, session_id)
-    return SessionDetail(**_out(row), persona=row.persona_snapshot, transcript=transcript)
+    return SessionDetail(**_out(row), persona=persona_view(caller, row.persona_snapshot), transcript=transcript)
 
 
 @get("/api/sessions/{session_id:uuid}/events", tags=["sessions"], summary="The session's events in seq order")
@@ -158,6 +177,25 @@ async def delete_session(request: Request[Any, Any, Any], caller: CallerDep, db:
     if call is not None:
         await call.end("deleted")
     await store.soft_delete_session(db, session_id)
+
+
+@post("/api/sessions/{session_id:uuid}/end", tags=["sessions"], status_code=200,
+      summary="End one's own live (or never-started) call, wherever it runs")
+async def end_own_session(request: Request[Any, Any, Any], caller: CallerDep, db: TenantDb,
+                          session_id: FromPath[uuid.UUID]) -> SessionOut:
+    """The rep ends a call they left running (another window, a dropped connection): it ends
+    `rep_ended` as if they had pressed End call. A call that never started just ends. Ending an
+    ended call changes nothing."""
+    row = await _visible(db, session_id)
+    if row.user_id != caller.user_id:
+        raise ApiError(403, "forbidden", "only the rep whose call it is can end it")
+    if row.status == "created":
+        await store.end_session(db, session_id, "rep_ended")
+    elif row.status == "live":
+        if row.transport == "vapi":
+            raise ApiError(409, "vapi_call", "a VAPI call ends when its phone or web call hangs up")
+        await request.app.state.calls.end_call(row, "rep_ended")
+    return SessionOut(**_out(await _visible(db, session_id)))
 
 
 def _wav_header(data_bytes: int, *, rate: int = 16000, channels: int = 2) -> bytes:

@@ -22,6 +22,7 @@ from coaching.persona import Persona, PersonaFileError, parse_persona
 from coaching.session_log import LogEntry, SessionLog
 from gateway.calls.live_list import live_entry
 from gateway.fanout.coordinator import Coordinator
+from gateway.knowledge.service import KnowledgeBase
 from gateway.vapi import messages as m
 from gateway.vapi.assistant import session_token, transient_assistant
 from gateway.vapi.tools import answer_tool_calls
@@ -64,8 +65,9 @@ class VapiCalls:
     def __init__(self, *, pool: asyncpg.Pool, coordinator: Coordinator, personas: dict[str, Persona],
                  hint_options: HintOptions, default_org_id: uuid.UUID | None, default_persona_id: str | None,
                  site_url: str | None, presence_ttl_s: float, http: httpx.AsyncClient | None,
-                 secret: str, control_hosts: tuple[str, ...] = ("vapi.ai",)) -> None:
+                 secret: str, knowledge: KnowledgeBase, control_hosts: tuple[str, ...] = ("vapi.ai",)) -> None:
         self._pool, self._coordinator, self._personas = pool, coordinator, personas
+        self._knowledge = knowledge
         self._hints, self._default_org = hint_options, default_org_id
         self._default_persona = default_persona_id if default_persona_id in personas else next(iter(personas))
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
@@ -92,7 +94,8 @@ class VapiCalls:
                         await store.set_call_id(conn, found.id, message.call_id, platform=org_id is None)
                     entries = await self._apply(conn, message, found.id)
         if isinstance(message, m.ToolCalls | m.FunctionCall):
-            return await answer_tool_calls(self._pool, message, target_org)  # answered again on a re-delivery
+            # Answered again on a re-delivery.
+            return await answer_tool_calls(self._pool, self._knowledge, message, target_org)
         if found is not None:
             await self._publish(found.id, found.org_id, entries)
         return m.Accepted()

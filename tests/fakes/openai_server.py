@@ -1,10 +1,13 @@
 """An in-process stand-in for an OpenAI-compatible API (OpenAI, OpenRouter), speaking its HTTP
-protocol: model listing, streaming chat completions (SSE), speech synthesis (raw PCM)."""
+protocol: model listing, streaming chat completions (SSE), speech synthesis (raw PCM),
+transcription (verbose_json segments and words), embeddings (1536-d bags of hashed words)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +36,25 @@ class FakeOpenAI:
     structured_fn: Callable[[dict], dict | str] | None = None
     structured_failures: int = 0
     structured_garbage: int = 0
+    # Transcriptions (`/v1/audio/transcriptions`, verbose_json): each request answers the segments
+    # `transcription_fn(wav_bytes)` returns ([{"start", "end", "text"}] in seconds; words are spread
+    # over each segment), by default one segment over the whole audio saying `transcript`. The next
+    # `transcription_failures` answer 500; `transcription_failing` makes every one answer 500.
+    # `transcriptions` records each request's form fields (without the file).
+    transcript: str = "Hello, this is Sam from Ledgerly. How does your month end close work today?"
+    transcription_fn: Callable[[bytes], list[dict]] | None = None
+    transcription_failures: int = 0
+    transcription_failing: bool = False
+    transcriptions: list[dict] = field(default_factory=list)
+    # Embeddings (`/v1/embeddings`): each input is a normalised bag of its hashed words, so texts
+    # sharing words are near. Not recorded in `requests` (the knowledge base embeds on start-up);
+    # `embedding_inputs` records (model, inputs). The next `embedding_failures` answer 500, and
+    # `embeddings_failing` makes every one answer 500. `stream_failures`: the next streamed chat
+    # completions that answer 500.
+    embedding_inputs: list[tuple[str, list[str]]] = field(default_factory=list)
+    embedding_failures: int = 0
+    embeddings_failing: bool = False
+    stream_failures: int = 0
 
     def persona_chats(self) -> list[dict]:
         """The streamed (persona) completions, without structured-output requests (LLM hints)."""
@@ -75,6 +97,9 @@ class FakeOpenAI:
             body = await request.json()
             fake.chats.append(body)
             if fake.failing:
+                return fake._failure()
+            if body.get("stream") and fake.stream_failures > 0:
+                fake.stream_failures -= 1
                 return fake._failure()
             if "response_format" in body and not body.get("stream"):
                 content = fake._structured_content(body)
@@ -119,4 +144,61 @@ class FakeOpenAI:
 
             return Stream(chunks(), media_type="audio/pcm")
 
-        return Litestar([models, chat, speech], logging_config=None)
+        @post("/v1/audio/transcriptions", status_code=200)
+        async def transcriptions(request: Request) -> Response:
+            fake._record(request)
+            form = await request.form()
+            upload = form.get("file")
+            audio = await upload.read() if hasattr(upload, "read") else b""
+            fields = {k: form.getall(k) if k == "timestamp_granularities[]" else form.get(k)
+                      for k in form if k != "file"}
+            fake.transcriptions.append(fields)
+            if fake.failing or fake.transcription_failing:
+                return fake._failure()
+            if fake.transcription_failures > 0:
+                fake.transcription_failures -= 1
+                return fake._failure()
+            seconds = max(0.0, (len(audio) - 44) / 32000)  # 16 kHz mono PCM16 WAV
+            segments = (fake.transcription_fn(audio) if fake.transcription_fn is not None
+                        else [{"start": 0.0, "end": seconds, "text": fake.transcript}])
+            out, words = [], []
+            for i, s in enumerate(segments):
+                out.append({"id": i, "seek": 0, "start": s["start"], "end": s["end"], "text": " " + s["text"],
+                            "tokens": [], "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.2,
+                            "no_speech_prob": 0.01})
+                spoken = s["text"].split()
+                step = (s["end"] - s["start"]) / max(1, len(spoken))
+                words += [{"word": w, "start": s["start"] + j * step, "end": s["start"] + (j + 1) * step}
+                          for j, w in enumerate(spoken)]
+            body = {"task": "transcribe", "language": "english", "duration": seconds,
+                    "text": " ".join(s["text"] for s in segments), "segments": out}
+            if "word" in fields.get("timestamp_granularities[]", []):
+                body["words"] = words
+            return Response(body)
+
+        @post("/v1/embeddings", status_code=200)
+        async def embeddings(request: Request) -> Response:
+            body = await request.json()
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            fake.embedding_inputs.append((body["model"], inputs))
+            if fake.failing or fake.embeddings_failing:
+                return fake._failure()
+            if fake.embedding_failures > 0:
+                fake.embedding_failures -= 1
+                return fake._failure()
+            data = [{"object": "embedding", "index": i, "embedding": bag_of_words(text)}
+                    for i, text in enumerate(inputs)]
+            return Response({"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": 10, "total_tokens": 10}})
+
+        return Litestar([models, chat, speech, transcriptions, embeddings], logging_config=None)
+
+
+def bag_of_words(text: str, dimensions: int = 1536) -> list[float]:
+    """A unit vector with one bucket per hashed (lower-cased, crudely stemmed) word."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        stem = word[:6]
+        vector[int.from_bytes(hashlib.sha256(stem.encode()).digest()[:4], "little") % dimensions] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]

@@ -105,10 +105,12 @@ async def pages(request, base_url):
         ARTIFACTS.mkdir(exist_ok=True)
         test = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
         for name, page in opened.opened:
+            shot = ARTIFACTS / f"{test}-{name}.png"
             try:
-                await page.screenshot(path=str(ARTIFACTS / f"{test}-{name}.png"), full_page=True)
-            except Exception:
-                pass
+                await page.screenshot(path=str(shot), full_page=True)
+                print(f"screenshot of the {name} page: {shot}")
+            except Exception as exc:
+                print(f"no screenshot of the {name} page: {exc}")
     for _, page in opened.opened:
         await page.context.close()
     if not failed:

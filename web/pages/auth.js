@@ -24,7 +24,16 @@ function form(title, fields, submitText, onSubmit, footer) {
   return el;
 }
 
+// The landing page says what Sparring is before it asks for anything.
+function intro() {
+  return h("section", { class: "intro narrow", "aria-label": "About Sparring" },
+    h("p", { class: "lead" }, "Sparring is where sales reps practise calls: talk (or type) to an AI buyer who"
+      + " pushes back like a real one, get coaching hints while you talk, and a scorecard after every call."),
+    h("p", { class: "hint" }, "Coaches watch calls live and send the rep typed notes; reps follow their progress over time."));
+}
+
 export async function login(root) {
+  root.append(intro());
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   root.append(form("Log in", [field("Email", email), field("Password", password)], "Log in",
@@ -33,19 +42,22 @@ export async function login(root) {
   email.focus();
 }
 
-export async function signup(root) {
+export async function signup(root, { query } = {}) {
+  // "#/signup?invite=CODE" (the link an admin or coach copies): the code is filled in, the team is theirs.
+  const invited = (query?.get("invite") || "").trim();
   const name = h("input", { type: "text", name: "name", autocomplete: "name", required: true });
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true,
                                 minlength: 10 });
   const org = h("input", { type: "text", name: "org", autocomplete: "organization" });
-  const code = h("input", { type: "text", name: "invite", autocomplete: "off" });
+  const code = h("input", { type: "text", name: "invite", autocomplete: "off", value: invited || undefined });
   root.append(form("Sign up", [
     field("Name", name), field("Email", email),
     field("Password", password, "At least 10 characters."),
-    field("Organization", org, "Starting a new team? Name it here."),
-    field("Invite code", code, "Joining a team? Paste the code your admin gave you instead."),
-  ], "Sign up", () => {
+    invited ? null : field("Organization", org, "Starting a new team? Name it here."),
+    field("Invite code", code, invited ? "You were invited: this code joins you to your team."
+      : "Joining a team? Paste the code your admin gave you instead."),
+  ].filter(Boolean), "Sign up", () => {
     const body = { name: name.value, email: email.value, password: password.value };
     if (code.value.trim()) body.invite_code = code.value.trim();
     else body.org_name = org.value.trim();

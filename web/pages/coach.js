@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { clock, errorBox, h, showError } from "../dom.js";
 import { describe, LiveSocket } from "../live.js";
 import { metricsView } from "../score.js";
-import { TranscriptView } from "../transcript.js";
+import { TranscriptView, WHISPER_NOTE } from "../transcript.js";
 
 const ANALYTICS_EVERY_MS = 5000;
 
@@ -25,7 +25,9 @@ export async function coach(root, { account }) {
       empty.hidden = calls.length > 0;
       list.replaceChildren(...calls.map((c) => h("li", { class: "live-call", "data-session": c.session_id },
         h("a", { href: `#/watch/${c.session_id}` }, `${c.rep.name || "A rep"} with ${c.persona.name}`),
-        h("span", { class: "hint" }, ` · ${c.transport} · started ${new Date(c.started_at).toLocaleTimeString()}`))));
+        h("span", { class: "hint" }, ` · ${c.transport} · `,
+          h("time", { class: "started", datetime: c.started_at }, `started ${new Date(c.started_at).toLocaleTimeString()}`),
+          ` (${clock(Date.now() - new Date(c.started_at).getTime())} ago)`))));
     } catch (e) {
       showError(error, e);
     }
@@ -38,14 +40,16 @@ export async function coach(root, { account }) {
 export async function watch(root, { args }) {
   const sessionId = args[0];
   const session = await api(`/api/sessions/${sessionId}`);
-  const transcript = new TranscriptView({ repLabel: session.rep_name || "Rep", personaLabel: session.persona_name });
+  const transcript = new TranscriptView({ repLabel: session.rep_name || "Rep", personaLabel: session.persona_name,
+                                          whisperNote: WHISPER_NOTE.coach });
   const status = h("p", { class: "status", role: "status" }, "Connecting…");
   const gauges = h("div", { class: "gauges" });
   const hints = h("div", { class: "hints", "aria-live": "polite", "aria-label": "Hints" });
   const text = h("input", { type: "text", id: "whisper-text", maxlength: 500, autocomplete: "off" });
   const sent = h("p", { class: "hint", "aria-live": "polite" });
   const form = h("form", { class: "whisper-form" },
-    h("label", { for: "whisper-text" }, "Whisper to the rep"), text, h("button", { type: "submit" }, "Whisper"), sent);
+    h("label", { for: "whisper-text" }, "Whisper to the rep"), text,
+    h("p", { class: "hint", id: "whisper-help" }, "A typed coach note: the rep sees it on their screen, the buyer does not."), h("button", { type: "submit" }, "Whisper"), sent);
   root.append(h("section", { class: "call" },
     h("div", { class: "call-head" }, h("h1", {}, `${session.rep_name || "Rep"} with ${session.persona_name}`), status),
     h("div", { class: "call-body" },

@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { field, h } from "../dom.js";
 import { duration, number } from "../score.js";
+import { endReason, statusWords } from "../words.js";
 
 export async function history(root, { account, query }) {
   const staff = account.role !== "trainee";
@@ -35,13 +36,16 @@ export async function history(root, { account, query }) {
     if (score.value === "passed" && passMark !== null) params.set("min_score", String(passMark));
     if (score.value === "below" && passMark !== null) params.set("max_score", String(passMark));
     let { items } = await api(`/api/sessions?${params}`);
+    items = items.filter((s) => s.status !== "created");  // never started: not a call (docs/protocol.md)
     // max_score is inclusive: "below" also drops a call exactly at the mark (it passed).
     if (score.value === "passed") items = items.filter((s) => s.passed === true);
     if (score.value === "below") items = items.filter((s) => s.passed === false);
     list.replaceChildren(...(items.length ? items.map((s) => h("li", { class: "call-row", "data-session": s.id },
       h("a", { href: s.status === "live" && staff ? `#/watch/${s.id}` : `#/review/${s.id}` },
         `${s.persona_name}${staff ? ` · ${s.rep_name || "rep"}` : ""}`),
-      h("span", { class: "hint" }, ` · ${new Date(s.created_at).toLocaleString()} · ${s.status}`),
+      h("span", { class: "hint" }, ` · ${new Date(s.created_at).toLocaleString()} · ${statusWords(s.status)}`),
+      s.end_reason ? h("span", { class: "hint end-reason" },
+        ` · ${endReason(s.end_reason, { mine: s.user_id === account.user.id })}`) : null,
       s.duration_ms !== null && s.duration_ms !== undefined
         ? h("span", { class: "hint call-duration" }, ` · ${duration(s.duration_ms)}`) : null,
       s.score !== null && s.score !== undefined
@@ -54,5 +58,15 @@ export async function history(root, { account, query }) {
   rep.addEventListener("change", load);
   score.addEventListener("change", load);
   await load();
+  // Uploaded recordings of real calls, with their status and score.
+  const uploads = (await api("/api/uploads?limit=100")).items;
+  root.append(h("section", { class: "card" }, h("h2", {}, "Uploaded calls"),
+    h("ul", { class: "upload-list" }, uploads.length ? uploads.map((u) => h("li", { class: "upload-row", "data-upload": u.id },
+      h("a", { href: `#/upload-review/${u.id}` }, `${u.title || u.filename}${staff ? ` · ${u.rep_name || "rep"}` : ""}`),
+      h("span", { class: "hint" }, ` · ${new Date(u.created_at).toLocaleString()} · ${u.status}`),
+      u.duration_ms ? h("span", { class: "hint call-duration" }, ` · ${duration(u.duration_ms)}`) : null,
+      u.score !== null ? h("span", { class: `call-score ${u.passed ? "pass" : "fail"}` },
+        `${number(u.score, 1)} · ${u.passed ? "Passed" : "Below pass mark"}`) : null))
+      : [h("li", { class: "hint" }, h("a", { href: "#/upload" }, "Upload a recorded call"), " to get feedback on it.")])));
   return null;
 }

@@ -1,14 +1,19 @@
 // Practice: pick a buyer, start a call, talk (or type), see the transcript, hints and whispers.
+// The call has its own page, "#/call/{id}": a reload (or Back, then Forward) rejoins it and shows
+// every line again; leaving it while it is live asks first. The rep's stray live calls (another
+// window, a dropped connection) are listed here to rejoin or end.
 
-import { api, socketUrl } from "../api.js";
+import { api, ApiError, socketUrl } from "../api.js";
 import { Microphone, MicrophoneDenied, Player } from "../audio.js";
 import { clock, errorBox, h, showError } from "../dom.js";
 import { describe, LiveSocket } from "../live.js";
 import { TranscriptView } from "../transcript.js";
+import { briefDetails, briefSummary } from "../brief.js";
+import { endReason } from "../words.js";
 
 const DIFFICULTY = ["", "Easy", "Fair", "Medium", "Hard", "Very hard"];
 
-export async function practice(root, { navigate, query }) {
+export async function practice(root, { account, navigate, query }) {
   const error = errorBox();
   const personas = (await api("/api/personas")).items;
   // "#/practice?persona=ID&start=1" (the review page's "Try this persona again"): that buyer, call started.
@@ -23,7 +28,7 @@ export async function practice(root, { navigate, query }) {
         h("strong", { class: "persona-name" }, p.name),
         h("span", { class: "persona-title" }, `${p.title}, ${p.company}`),
         h("span", { class: "difficulty" }, `Difficulty: ${DIFFICULTY[p.difficulty] || p.difficulty}`),
-        h("span", { class: "situation" }, p.situation.split(/(?<=\.)\s/)[0]));
+        h("span", { class: "situation" }, briefSummary(p)));
       return card;
     }));
   function pick(id) {
@@ -32,14 +37,45 @@ export async function practice(root, { navigate, query }) {
   }
   const startButton = h("button", { type: "button", class: "primary", onclick: start }, "Start call");
   const testButton = h("button", { type: "button", onclick: testMic }, "Test microphone");
-  const testStatus = h("p", { class: "hint", "aria-live": "polite" });
+  const testStatus = h("p", { class: "hint mic-verdict", "aria-live": "polite" });
+  const testLevel = h("meter", { class: "level test-level", min: 0, max: 0.3, value: 0, hidden: true,
+                                 "aria-label": "Microphone test level" });
   const setup = h("section", { class: "card" }, h("h1", {}, "Practice a call"),
     h("p", {}, "Pick the buyer you want to practise with."), cards,
-    h("div", { class: "actions" }, startButton, testButton), testStatus, error);
-  root.append(setup);
+    h("div", { class: "actions" }, startButton, testButton, testLevel), testStatus, error);
+  const strays = h("ul", { class: "my-live-calls" });
+  const straysCard = h("section", { class: "card", hidden: true, "aria-labelledby": "my-live-calls" },
+    h("h2", { id: "my-live-calls", tabindex: "-1" }, "Your live calls"),
+    h("p", { class: "hint" }, "Calls you started that are still running (another window, or a dropped connection)."
+      + " They count against your live-call limit until they end."), strays);
+  root.append(setup, straysCard);
+  await loadStrays();
 
-  let call = null;
-  let cleanupCall = () => {};
+  async function loadStrays() {
+    const params = new URLSearchParams({ status: "live", user_id: account.user.id, limit: "20" });
+    const { items } = await api(`/api/sessions?${params}`);
+    const mine = items.filter((s) => s.user_id === account.user.id && s.transport !== "vapi");
+    straysCard.hidden = mine.length === 0;
+    strays.replaceChildren(...mine.map((s) => {
+      const end = h("button", { type: "button", class: "danger", onclick: () => endStray(s, end) }, "End");
+      end.setAttribute("aria-label", `End the call with ${s.persona_name}`);
+      return h("li", { class: "stray-call", "data-session": s.id },
+        h("span", {}, `${s.persona_name} · started ${new Date(s.started_at || s.created_at).toLocaleTimeString()}`),
+        h("a", { href: `#/call/${s.id}`, class: "button" }, "Rejoin"), end);
+    }));
+  }
+
+  async function endStray(session, button) {
+    button.disabled = true;
+    try {
+      await api(`/api/sessions/${session.id}/end`, { method: "POST" });
+      await loadStrays();
+    } catch (e) {
+      showError(error, e);
+      button.disabled = false;
+    }
+  }
+
   if (preset >= 0 && query.get("start") === "1") {
     // Drop the query so a reload shows the setup instead of starting another call (no hashchange).
     history.replaceState(null, "", "#/practice");
@@ -49,22 +85,31 @@ export async function practice(root, { navigate, query }) {
   async function testMic() {
     testButton.disabled = true;
     testStatus.textContent = "Say something: you will hear yourself back in a moment.";
+    testStatus.dataset.verdict = "";
+    testLevel.hidden = false;
     const player = new Player(16000);
-    window.sparring = { echo: player };  // for the browser tests
+    const heard = new MicCheck();
+    window.sparring = { echo: player, micCheck: heard };  // for the browser tests
     const ws = new WebSocket(socketUrl("/ws/echo"));
     ws.binaryType = "arraybuffer";
     ws.onmessage = ({ data }) => { if (typeof data !== "string") player.play(data); };
-    const mic = new Microphone((pcm) => { if (ws.readyState === WebSocket.OPEN) ws.send(pcm); }, () => {});
+    const mic = new Microphone((pcm) => { if (ws.readyState === WebSocket.OPEN) ws.send(pcm); },
+      (value, clipped) => { testLevel.value = value; heard.add(value, clipped); }, { raw: true });
     try {
       await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("The microphone test could not connect.")); });
       await mic.start();
-      await new Promise((resolve) => setTimeout(resolve, 4000));
-      testStatus.textContent = "Microphone test done.";
+      // Listen until about two seconds of voice were heard, at most eight seconds.
+      const until = Date.now() + 8000;
+      while (Date.now() < until && heard.voiced < 100) await new Promise((resolve) => setTimeout(resolve, 100));
+      const verdict = heard.verdict();
+      testStatus.dataset.verdict = verdict.kind;
+      testStatus.textContent = verdict.text;
     } catch (e) {
       testStatus.textContent = e.message;
     } finally {
       mic.stop();
       ws.close();
+      testLevel.value = 0;
       setTimeout(() => player.close(), 1500);
       testButton.disabled = false;
     }
@@ -75,17 +120,77 @@ export async function practice(root, { navigate, query }) {
     startButton.disabled = true;
     try {
       const session = await api("/api/sessions", { method: "POST", body: { persona_id: chosen } });
-      const persona = personas.find((p) => p.id === chosen);
-      setup.hidden = true;
-      call = runCall(root, session, persona, () => navigate(`#/review/${session.id}`));
-      cleanupCall = call.cleanup;
+      navigate(`#/call/${session.id}`);
     } catch (e) {
       showError(error, e);
       startButton.disabled = false;
+      if (e instanceof ApiError && e.code === "live_call_limit") {
+        await loadStrays().catch(() => {});
+        straysCard.querySelector("h2").focus();
+      }
     }
   }
 
-  return () => cleanupCall();
+  return null;
+}
+
+// "#/call/{id}": the rep's own call. A live (or not yet started) one is joined, or rejoined after a
+// reload: the socket replays every event (last_seq 0: this page has none yet), then goes on live.
+export async function callPage(root, { account, args, navigate, guardLeaving }) {
+  const session = await api(`/api/sessions/${encodeURIComponent(args[0] || "")}`);
+  if (session.user_id !== account.user.id) {
+    if (account.role !== "trainee" && session.status === "live") {
+      location.replace(`#/watch/${session.id}`);  // a coach opening a rep's call watches it
+      return null;
+    }
+    throw new ApiError(404, "not_found", "no such call");
+  }
+  if (session.status === "ended" || session.transport === "vapi") {
+    root.append(h("section", { class: "card narrow" }, h("h1", {}, `Call with ${session.persona_name}`),
+      h("p", { class: "end-reason" }, session.status === "ended"
+        ? `This call has ended. ${endReason(session.end_reason, { mine: true })}`
+        : "This call runs through VAPI; it cannot be joined from this page."),
+      h("a", { href: `#/review/${session.id}`, class: "button primary" }, "Review this call")));
+    return null;
+  }
+  const persona = { ...(session.persona || {}), id: session.persona_id, name: session.persona_name };
+  const call = runCall(root, session, persona, () => navigate(`#/review/${session.id}`));
+  guardLeaving(() => (call.active()
+    ? "Leave this call? It keeps running for a short while so you can come back (it is listed on the practice"
+      + " page), then it ends. To finish it now, stay and press End call."
+    : null));
+  return call.cleanup;
+}
+
+// What the microphone test heard, from each 20 ms frame's level (RMS) and its samples at full scale.
+const VOICE_LEVEL = 0.02;  // a frame louder than this is someone speaking (not room noise)
+const CLIPPED_SAMPLES = 4;  // flat tops, not one loud peak: a frame with this many at full scale clips
+
+export class MicCheck {
+  constructor() {
+    this.frames = 0;
+    this.voiced = 0;
+    this.clipped = 0;
+    this.loudest = 0;
+  }
+
+  add(level, clipped = 0) {
+    this.frames += 1;
+    if (level >= VOICE_LEVEL) this.voiced += 1;
+    if (clipped >= CLIPPED_SAMPLES) this.clipped += 1;
+    this.loudest = Math.max(this.loudest, level);
+  }
+
+  verdict() {
+    if (!this.frames) return { kind: "silent", text: "No sound came from the microphone. Check that the right one is selected." };
+    if (this.clipped >= 5 && this.clipped >= this.voiced * 0.05) {
+      return { kind: "clipping", text: "Too loud: your voice is clipping (distorted). Move back from the microphone or turn its input level down." };
+    }
+    if (this.voiced < 10) {
+      return { kind: "quiet", text: "Too quiet: we heard almost nothing. Speak up, move closer, or check the microphone's input level." };
+    }
+    return { kind: "fine", text: "Your microphone sounds fine: we heard you clearly." };
+  }
 }
 
 function runCall(root, session, persona, review) {
@@ -94,6 +199,7 @@ function runCall(root, session, persona, review) {
   const timer = h("span", { class: "timer", "aria-label": "Call time" }, "0:00");
   const level = h("meter", { class: "level", min: 0, max: 0.3, value: 0, "aria-label": "Microphone level" });
   const micNote = h("p", { class: "notice", role: "alert", hidden: true });
+  const endNote = h("p", { class: "end-reason", hidden: true });
   const hints = h("div", { class: "hints", "aria-live": "polite", "aria-label": "Coach hints" });
   const whispers = h("div", { class: "whispers", "aria-live": "assertive", "aria-label": "Coach whispers" });
   const muteButton = h("button", { type: "button", "aria-pressed": "false", onclick: toggleMute }, "Mute");
@@ -107,13 +213,23 @@ function runCall(root, session, persona, review) {
     h("div", { class: "call-head" }, h("h1", {}, `Call with ${persona.name}`), status, timer),
     h("div", { class: "call-body" },
       h("div", { class: "call-main" }, transcript.list, typeForm),
-      h("aside", { class: "call-side" }, h("h2", {}, "Coach"), hints, whispers)),
-    h("div", { class: "controls" }, muteButton, level, endButton, reviewLink), micNote);
+      h("aside", { class: "call-side" }, briefDetails(persona), h("h2", {}, "Coach"), hints, whispers)),
+    h("div", { class: "controls" }, muteButton, level, endButton, reviewLink), endNote, micNote);
   root.append(view);
 
   const player = new Player(24000);
   player.ensure();  // while the click that started the call still counts as a user gesture
   const live = new LiveSocket(session.id);
+  let ended = false;
+  const onBeforeUnload = (event) => {
+    if (!active()) return;
+    event.preventDefault();
+    event.returnValue = "";  // the browser asks "Leave site?" in its own words
+  };
+  window.addEventListener("beforeunload", onBeforeUnload);
+  function active() {
+    return !ended && live.state !== "ended" && live.state !== "closed";
+  }
   window.sparring = { live, player, transcript };  // for the browser tests and debugging
   let started = null;
   let ticking = null;
@@ -129,7 +245,10 @@ function runCall(root, session, persona, review) {
     switch (e.type) {
       case "session.started":
         if (!started) {
-          started = Date.now();
+          // The first one (replayed after a reload) carries when the call really started.
+          started = !e.resumed && e.ts ? Math.min(e.ts, Date.now())
+            : session.started_at ? new Date(session.started_at).getTime() : Date.now();
+          timer.textContent = clock(Date.now() - started);
           ticking = setInterval(() => { timer.textContent = clock(Date.now() - started); }, 500);
         }
         break;
@@ -138,6 +257,11 @@ function runCall(root, session, persona, review) {
       case "persona.audio.end": if (e.interrupted) player.stop(); break;
       case "hint": showHint(e); break;
       case "whisper": showWhisper(e); break;
+      case "session.ended":
+        ended = true;
+        endNote.textContent = endReason(e.reason, { mine: true });
+        endNote.hidden = false;
+        break;
       case "error":
         if (e.code !== "bad_message") micNote.hidden = false, micNote.textContent = e.message;
         break;
@@ -194,7 +318,9 @@ function runCall(root, session, persona, review) {
   }
 
   return {
+    active,
     cleanup() {
+      window.removeEventListener("beforeunload", onBeforeUnload);
       live.close();
       mic.stop();
       player.close();

@@ -4,7 +4,8 @@
 import { api } from "../api.js";
 import { clock, errorBox, h, showError } from "../dom.js";
 import { DIMENSIONS, metricsView, number, scoreBar } from "../score.js";
-import { TranscriptView } from "../transcript.js";
+import { TranscriptView, WHISPER_NOTE } from "../transcript.js";
+import { endReason, statusWords } from "../words.js";
 
 const STAGE = { queued: "Waiting for a scorer…", running: "Scoring…" };
 const SCORER = (name) => (name === "heuristic" ? "the built-in rubric scorer"
@@ -14,7 +15,8 @@ export async function review(root, { account, args, navigate }) {
   const sessionId = args[0];
   const session = await api(`/api/sessions/${sessionId}`);
   const events = (await api(`/api/sessions/${sessionId}/events?limit=1000`)).items;
-  const transcript = new TranscriptView({ repLabel: session.rep_name || "Rep", personaLabel: session.persona_name });
+  const transcript = new TranscriptView({ repLabel: session.rep_name || "Rep", personaLabel: session.persona_name,
+                                          whisperNote: WHISPER_NOTE.review });
   const lines = [];
   for (const e of events) {
     if (e.type === "transcript.final") lines.push(transcript.final(e));
@@ -37,8 +39,10 @@ export async function review(root, { account, args, navigate }) {
   root.append(
     h("section", { class: "card" },
       h("h1", {}, `Review: ${session.rep_name || "Rep"} with ${session.persona_name}`),
-      h("p", { class: "hint" }, `${new Date(session.created_at).toLocaleString()} · ${session.status}`,
-        ended ? ` · ${Math.round(ended.duration_ms / 1000)} s · ended: ${ended.reason}` : "")),
+      h("p", { class: "hint" }, `${new Date(session.created_at).toLocaleString()} · ${statusWords(session.status)}`,
+        ended ? ` · ${Math.round(ended.duration_ms / 1000)} s · ` : "",
+        ended || session.end_reason ? h("span", { class: "end-reason" },
+          endReason(ended?.reason || session.end_reason, { mine: session.user_id === account.user.id })) : null)),
     card.el,
     h("section", { class: "card" },
       h("h2", {}, "Conversation"), metrics,
@@ -163,7 +167,8 @@ export async function review(root, { account, args, navigate }) {
 
 // The scorecard's section: a status line while scoring, then overall, pass/fail, the scorer, the
 // six dimensions with their checks (evidence quotes seek the recording) and feedback for failed ones.
-class ScorecardView {
+// Also the review of an uploaded call (pages/upload.js).
+export class ScorecardView {
   constructor({ seek, mayRescore, rescore, tryAgain }) {
     this.seek = seek;
     this.scorecard = null;

@@ -113,7 +113,7 @@ export async function team(root, { account, navigate }) {
   return null;
 }
 
-async function scoringForm() {
+export async function scoringForm() {
   const error = errorBox();
   const saved = h("p", { class: "hint", role: "status" });
   let config;

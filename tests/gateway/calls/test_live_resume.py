@@ -80,11 +80,14 @@ async def test_a_drop_longer_than_the_grace_period_ends_the_call(base_url, clien
 
 async def test_a_third_live_call_is_refused_with_the_limit_in_the_reason(base_url, client):
     rep = await signup(client)
+    # All three created first: POST /api/sessions refuses a third once two are live
+    # (tests/gateway/calls/test_live_limit_api.py); the socket still checks when a call starts.
+    ids = [await new_session(client, rep) for _ in range(3)]
     calls = []
-    for _ in range(2):
-        calls.append(await LiveClient(base_url, await new_session(client, rep), rep["access_token"]).open())
+    for session_id in ids[:2]:
+        calls.append(await LiveClient(base_url, session_id, rep["access_token"]).open())
         await calls[-1].wait_for(lambda e: e["type"] == "session.started")
-    third = await LiveClient(base_url, await new_session(client, rep), rep["access_token"]).open()
+    third = await LiveClient(base_url, ids[2], rep["access_token"]).open()
     code, reason = await third.wait_closed()
     assert code == 4429 and "2 live calls" in reason
     for call in calls:

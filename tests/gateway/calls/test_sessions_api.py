@@ -98,7 +98,10 @@ async def test_persona_library_has_the_eight_classic_buyers(client, team):
     assert {"skeptical-cfo", "busy-it-director", "friendly-champion", "procurement-gatekeeper", "happy-with-incumbent",
             "price-sensitive-smb", "technical-evaluator", "two-minute-executive"} <= ids
     cfo = next(p for p in items if p["id"] == "skeptical-cfo")
-    assert 1 <= cfo["difficulty"] <= 5 and cfo["voices"]["elevenlabs"] and cfo["objections"]
+    assert 1 <= cfo["difficulty"] <= 5 and "objections" not in cfo, "a rep sees the public view"
+    full = (await client.get("/api/personas", headers=bearer(team["coach"]))).json()["items"]
+    cfo = next(p for p in full if p["id"] == "skeptical-cfo")
+    assert cfo["voices"]["elevenlabs"] and cfo["objections"]
 
 
 async def test_coaches_add_org_personas_that_other_orgs_never_see(client, team):

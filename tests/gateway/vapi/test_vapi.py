@@ -53,7 +53,9 @@ def control():
 @pytest.fixture(scope="module")
 def base_url(module_database_url):
     settings = make_settings(module_database_url, vapi_webhook_secret=SECRET, vapi_llm_api_key=LLM_KEY,
-                             site_url=SITE, vapi_coach_steering="true", vapi_control_hosts="vapi.ai,127.0.0.1")
+                             site_url=SITE, vapi_coach_steering="true", vapi_control_hosts="vapi.ai,127.0.0.1",
+                             # The tool tests search an org's own entries; the shared playbook would outrank them.
+                             knowledge_starter="false")
     with run_asgi(serve_app(create_app(settings))) as url:
         yield url
 

@@ -1,0 +1,174 @@
+"""The knowledge base as the app uses it: ingest (chunk, embed, store), hybrid search (vector and
+full text fused by reciprocal rank), the starter playbook, and background re-embedding of chunks
+whose model is not the current one. The search API, the VAPI tool and the chat share `search`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+import msgspec
+
+from coaching.errors import Overloaded, ProviderUnavailable
+from coaching.knowledge import chunk_text, fuse
+from coaching.providers.embeddings.base import Embedder
+from storage import knowledge as store
+from storage.database import acquire
+from storage.tenancy import Tenant, tenant_tx
+
+__all__ = ["STARTER_SOURCE", "Ingested", "KnowledgeBase", "SearchItem", "SearchMode"]
+
+log = logging.getLogger(__name__)
+
+STARTER_SOURCE = "sparring-starter-playbook"
+STARTER_PATH = Path(__file__).with_name("starter_playbook.md")
+CANDIDATES = 40  # each search's depth before fusion
+REEMBED_BATCH = 32
+SearchMode = Literal["hybrid", "lexical"]
+
+
+class SearchItem(msgspec.Struct, frozen=True):
+    """One chunk, best first: `chunk_index` is its place in the document (0-based)."""
+
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID | None
+    title: str | None
+    text: str
+    source: str
+    chunk_index: int
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+class Ingested(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    chunks: int
+    model: str | None
+
+
+class KnowledgeBase:
+    """Args:
+        pool: the app's pool.
+        embedder: the current embedding model; None for full-text search only.
+        chunk_tokens: the size of a chunk (estimated tokens).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder | None, *, chunk_tokens: int = 400) -> None:
+        self._pool, self.embedder, self._chunk_tokens = pool, embedder, chunk_tokens
+        self._stale = asyncio.Event()
+
+    @property
+    def model(self) -> str | None:
+        return self.embedder.model if self.embedder is not None else None
+
+    async def search(self, conn: asyncpg.Connection, query: str, *, source: str | None = None,
+                     limit: int = 5) -> tuple[list[SearchItem], SearchMode]:
+        """The best chunks for `query` that the connection's tenant may read, and whether vectors
+        took part (no model, or the model failing, leaves full text alone)."""
+        query = " ".join(query.split())[:1000]
+        vector: list[store.ChunkHit] = []
+        mode: SearchMode = "lexical"
+        if self.embedder is not None and query:
+            try:
+                embedding = await self.embedder.embed_query(query)
+            except (ProviderUnavailable, Overloaded) as exc:
+                log.warning("query embedding failed; full-text search only", extra={"error": str(exc)})
+            else:
+                vector = await store.vector_hits(conn, embedding, model=self.embedder.model, source=source,
+                                                 limit=CANDIDATES)
+                mode = "hybrid"
+        text = await store.text_hits(conn, query, source=source, limit=CANDIDATES) if query else []
+        hits = {h.id: h for h in text} | {h.id: h for h in vector}
+        fused = fuse([str(h.id) for h in vector], [str(h.id) for h in text])[:limit]
+        items = []
+        for ranked in fused:
+            hit = hits[uuid.UUID(ranked.key)]
+            items.append(SearchItem(hit.id, hit.document_id, hit.title, hit.text, hit.source, hit.chunk_index,
+                                    round(ranked.score, 6), ranked.vector_rank, ranked.text_rank))
+        return items, mode
+
+    async def ingest(self, tenant: Tenant, *, title: str, source: str, kind: str, text: str, size_bytes: int,
+                     created_by: uuid.UUID | None) -> Ingested:
+        """Chunks, embeds (in the background lane) and stores a document. When embedding fails the
+        chunks are stored without vectors, searchable by full text, and re-embedded later."""
+        chunks = [c.text for c in chunk_text(text, max_tokens=self._chunk_tokens, overlap_tokens=50)]
+        embeddings: list[list[float]] | None = None
+        if self.embedder is not None:
+            try:
+                embeddings = await self.embedder.embed_documents(chunks)
+            except (ProviderUnavailable, Overloaded) as exc:
+                log.warning("embedding a document failed; it is re-embedded later", extra={"error": str(exc)})
+                self._stale.set()
+        model = self.model if embeddings is not None else None
+        async with tenant_tx(self._pool, tenant) as conn:
+            doc_id = await store.insert_document(conn, org_id=tenant.org_id, title=title, source=source, kind=kind,
+                                                 size_bytes=size_bytes, created_by=created_by, chunks=chunks,
+                                                 embeddings=embeddings, model=model)
+        return Ingested(doc_id, len(chunks), model)
+
+    async def load_starter(self) -> bool:
+        """Loads the starter playbook into the shared knowledge base unless it is there already."""
+        platform = Tenant(org_id=None, role="platform")
+        async with tenant_tx(self._pool, platform) as conn:
+            if await store.global_document_exists(conn, STARTER_SOURCE):
+                return False
+        text = STARTER_PATH.read_text(encoding="utf-8")
+        try:
+            await self.ingest(platform, title="Sparring starter sales playbook", source=STARTER_SOURCE,
+                              kind="markdown", text=text, size_bytes=len(text.encode()), created_by=None)
+        except asyncpg.UniqueViolationError:
+            return False  # another instance loaded it at the same time
+        return True
+
+    async def reembed(self) -> int:
+        """Gives every chunk not in the current model's space a vector of it, org by org, in
+        batches; returns how many. Stops at the first failure (the next pass tries again)."""
+        embedder = self.embedder
+        if embedder is None:
+            return 0
+        done = 0
+        async with acquire(self._pool) as conn:
+            orgs = await store.stale_orgs(conn, embedder.model)
+        for org in orgs:
+            tenant = Tenant(org_id=org, role="system" if org is not None else "platform")
+            while True:
+                async with tenant_tx(self._pool, tenant) as conn:
+                    batch = await store.stale_chunks(conn, embedder.model, limit=REEMBED_BATCH)
+                if not batch:
+                    break
+                try:
+                    vectors = await embedder.embed_documents([c.text for c in batch])
+                except (ProviderUnavailable, Overloaded) as exc:
+                    log.warning("re-embedding paused", extra={"error": str(exc)})
+                    return done
+                async with tenant_tx(self._pool, tenant) as conn:
+                    await store.set_embeddings(conn, embedder.model, [(c.id, v) for c, v in zip(batch, vectors,
+                                                                                                 strict=True)])
+                done += len(batch)
+        return done
+
+    async def run(self, *, load_starter: bool, every_s: float = 600.0) -> None:
+        """The background loop: the starter playbook, then re-embedding now, after a failed
+        ingest, and every `every_s`. Runs until cancelled."""
+        if load_starter:
+            try:
+                await self.load_starter()
+            except (OSError, asyncpg.PostgresError):
+                log.exception("loading the starter playbook failed")
+        while True:
+            try:
+                count = await self.reembed()
+                if count:
+                    log.info("knowledge re-embedded", extra={"chunks": count, "model": self.model})
+            except (OSError, asyncpg.PostgresError):
+                log.exception("re-embedding the knowledge base failed")
+            self._stale.clear()
+            try:
+                await asyncio.wait_for(self._stale.wait(), every_s)
+            except TimeoutError:
+                pass
