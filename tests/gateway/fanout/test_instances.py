@@ -216,7 +216,7 @@ async def test_a_call_rebuilt_on_another_instance_raises_exactly_the_hints_of_an
         session_id = session.json()["id"]
         call = await LiveClient(a.url, session_id, rep["access_token"]).open()
         await call.wait_for(lambda e: e["type"] == "transcript.final" and e["speaker"] == "persona")  # the greeting
-        objection = await call.talk("What does the pricing look like for a team of forty engineers?")
+        objection = await call.talk("Our pricing for a team of forty engineers comes to about fifty thousand a year.")
         assert "Budget is locked" in objection["text"]
         await call.wait_for(lambda e: e["type"] == "hint" and e["kind"] == "objection_price")
         if move_to_b:
