@@ -156,9 +156,9 @@ async def test_match_knowledge_ranks_by_cosine_within_the_callers_org(db, app_po
             " VALUES ($1, $2, $3, $4::float4[]::vector, 'm')",
             org, source, content, emb)
     async with tenant_tx(app_pool, Tenant(org_id=a["org"], user_id=a["trainee"], role="trainee")) as conn:
-        found = await conn.fetch("SELECT content, similarity FROM match_knowledge($1, 0.5, 5, NULL)", vec(1, 0, 0))
+        found = await conn.fetch("SELECT content, similarity FROM match_knowledge($1, 0.5, 5, NULL, 'm')", vec(1, 0, 0))
         only_objections = await conn.fetch(
-            "SELECT content FROM match_knowledge($1, 0.0, 5, 'objections')", vec(1, 0, 0))
+            "SELECT content FROM match_knowledge($1, 0.0, 5, 'objections', 'm')", vec(1, 0, 0))
     assert [r["content"] for r in found] == [
         "price objection playbook", "shared objection guide", "discovery questions"]
     assert found[0]["similarity"] == pytest.approx(1.0)

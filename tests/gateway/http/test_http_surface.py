@@ -1,5 +1,6 @@
 """The HTTP surface every route shares: error bodies, request ids and logs, OpenAPI, Sentry."""
 
+import asyncio
 import json
 import logging
 from typing import Literal
@@ -139,6 +140,10 @@ async def test_each_request_has_an_id_echoed_and_logged_without_query_string(cli
     request_id = response.headers["x-request-id"]
     kept = await client.get("/api/health", headers={"x-request-id": "edge-123"})
     assert kept.headers["x-request-id"] == "edge-123"
+    for _ in range(100):  # the access line is written as the response finishes: give it a moment
+        if any('"edge-123"' in line for line in logs.lines):
+            break
+        await asyncio.sleep(0.05)
     entries = [json.loads(line) for line in logs.lines]
     mine = [e for e in entries if e.get("request_id") == request_id and e["msg"] == "request"]
     assert len(mine) == 1
