@@ -169,7 +169,7 @@ async def test_a_vapi_call_whose_end_never_arrives_is_ended_after_the_max_call_t
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "numbered through the session log"
     call_events = [e for e in events if e["type"] != "score.ready"]  # the scorecard follows the call
     assert call_events[-1]["type"] == "session.ended" and call_events[-1]["reason"] == "vapi_timeout"
-    assert events[-1]["duration_ms"] >= 10_000
+    assert call_events[-1]["duration_ms"] >= 10_000
 
 
 async def test_calls_the_webhook_created_never_count_against_the_first_admins_limit(base_url, client):
