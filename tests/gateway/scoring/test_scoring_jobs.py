@@ -2,7 +2,6 @@
 scorecard it stores, its progress streamed as Server-Sent Events, rescoring, the org's settings,
 progress and team rollups."""
 
-import asyncio
 import json
 import uuid
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.live_client import LiveClient
+from tests.gateway.sse_client import sse
 
 KEYS = ["opening", "discovery", "listening", "value", "objections", "closing"]
 LINES = [
@@ -56,27 +56,6 @@ async def scorecard(client, auth, sid, timeout=30.0) -> dict:
     card = await eventually(ready, timeout=timeout)
     assert card, "no scorecard appeared"
     return card
-
-
-async def sse(client, auth, path, *, timeout=30.0) -> list[tuple[str, dict]]:
-    """Reads a Server-Sent Events stream to its end: (event, data) pairs."""
-    events: list[tuple[str, dict]] = []
-
-    async def read():
-        async with client.stream("GET", path, headers=bearer(auth)) as response:
-            assert response.status_code == 200, await response.aread()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            kind, data = None, []
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:"):
-                    data.append(line.split(":", 1)[1].strip())
-                elif line == "" and kind:
-                    events.append((kind, json.loads("\n".join(data))))
-                    kind, data = None, []
-    await asyncio.wait_for(read(), timeout)
-    return events
 
 
 async def test_an_ended_practice_call_is_scored_once_with_six_dimensions_and_evidence(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
 from tests.gateway.accounts_helpers import bearer, eventually
+from tests.gateway.sse_client import sse as read_sse
 
 
 async def upload_file(client, auth, path: Path | None = None, *, content: bytes | None = None, name: str | None = None,
@@ -17,22 +16,7 @@ async def upload_file(client, auth, path: Path | None = None, *, content: bytes 
 
 
 async def sse(client, auth, path: str, *, timeout: float = 240.0) -> list[tuple[str, dict]]:
-    events: list[tuple[str, dict]] = []
-
-    async def read():
-        async with client.stream("GET", path, headers=bearer(auth)) as response:
-            assert response.status_code == 200, await response.aread()
-            kind, data = None, []
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:"):
-                    data.append(line.split(":", 1)[1].strip())
-                elif line == "" and kind:
-                    events.append((kind, json.loads("\n".join(data))))
-                    kind, data = None, []
-    await asyncio.wait_for(read(), timeout)
-    return events
+    return await read_sse(client, auth, path, timeout=timeout)
 
 
 async def job_done(client, auth, upload_id: str, *, timeout: float = 240.0) -> dict:
