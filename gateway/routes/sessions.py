@@ -109,6 +109,13 @@ async def create_session(request: Request[Any, Any, Any], caller: CallerDep, db:
     if found is None:
         raise ApiError(400, "unknown_persona", f"there is no persona {data.persona_id!r}", field="persona_id")
     settings = request.app.state.settings
+    if data.transport == "vapi" and not settings.site_url:
+        # Without a public URL VAPI would have to run the persona on its own model, and the browser
+        # would carry the persona's whole prompt (its hidden pains and objections) to hand it over.
+        raise ApiError(409, "vapi_needs_site_url",
+                       "VAPI web calls need SITE_URL, the public address VAPI reaches this server on: the persona's"
+                       " brain, the coaching webhooks and the knowledge-base tool run here, so the browser never"
+                       " carries the persona's prompt", field="transport")
     limit = settings.max_live_sessions_per_user
     live = await store.count_live_sessions(db, caller.user_id)
     if live >= limit:
@@ -121,7 +128,7 @@ async def create_session(request: Request[Any, Any, Any], caller: CallerDep, db:
                                      persona_snapshot=found[0].to_dict(), transport=data.transport)
     vapi = None
     if row.transport == "vapi":
-        settings, secret = request.app.state.settings, request.app.state.jwt_secret
+        secret = request.app.state.jwt_secret
         vapi = VapiStart(
             assistant=transient_assistant(found[0], session_id=str(row.id), site_url=settings.site_url, secret=secret),
             assistantOverrides=assistant_overrides(str(row.id), secret), public_key=settings.vapi_public_key,

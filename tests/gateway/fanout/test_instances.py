@@ -21,6 +21,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def instance_env(name: str) -> dict[str, str]:
     return {"instance_id": name, "redis_url": REDIS_URL, "live_ttl_seconds": str(TTL_S),
             "rate_limit_login": "5/minute", "resume_grace_seconds": "5", "vapi_webhook_secret": SECRET,
+            "site_url": "http://sparring.test",
             "rate_limit_signup": "100000/minute"}
 
 

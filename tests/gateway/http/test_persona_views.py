@@ -131,3 +131,15 @@ async def test_pending_invites_are_listed_and_a_revoked_one_no_longer_signs_anyo
     assert refused.status_code in (400, 403, 404), refused.text
     trainee = (await client.post("/api/orgs/invites", json={"role": "trainee"}, headers=bearer(team["coach"]))).json()
     assert (await client.delete(f"/api/orgs/invites/{trainee['id']}", headers=bearer(team["coach"]))).status_code == 204
+
+
+async def test_a_vapi_call_without_site_url_is_refused_409_before_any_session_exists(client, team, module_database_url):
+    """Without SITE_URL, VAPI would run the persona on its own model and the browser would carry the
+    persona's whole prompt: the server refuses instead, and leaves no phantom call in history."""
+    response = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo", "transport": "vapi"},
+                                 headers=bearer(team["rep"]))
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "vapi_needs_site_url" and "SITE_URL" in error["message"]
+    history = (await client.get("/api/sessions", headers=bearer(team["rep"]))).json()["items"]
+    assert history == []

@@ -21,7 +21,8 @@ from tests.servers import run_asgi
 
 @pytest.fixture(scope="module")
 def base_url(module_database_url):
-    with run_asgi(serve_app(create_app(make_settings(module_database_url, vapi_webhook_secret=SECRET)))) as url:
+    with run_asgi(serve_app(create_app(make_settings(module_database_url, vapi_webhook_secret=SECRET,
+                                                        site_url="http://sparring.test")))) as url:
         yield url
 
 

@@ -179,6 +179,9 @@ async def test_a_scripted_vapi_call_ends_in_one_session_with_one_report_and_a_co
     assert assistant["model"]["provider"] == "custom-llm" and assistant["model"]["url"] == f"{SITE}/api/vapi/llm"
     assert assistant["voice"]["provider"] == "11labs" and assistant["voice"]["voiceId"]
     assert {"transcript", "status-update", "end-of-call-report", "tool-calls"} <= set(assistant["serverMessages"])
+    handed = json.dumps(session["vapi"])
+    assert "eight days" not in handed and "payback period" not in handed, "the browser never sees hidden pains"
+    assert "messages" not in assistant["model"], "the persona's prompt stays on the server"
     await db_pool_for_kb(admin["org"]["id"], "Pricing", "Annual plans get a 15 percent pricing discount.")
 
     watch = await watcher(base_url, sid, coach["access_token"]).open(start=False)

@@ -20,7 +20,8 @@ ORG_SECRET = "org-own-secret-for-tenancy-0123456789"
 
 
 def _serve(database_url: str, **env: str):
-    return run_asgi(serve_app(create_app(make_settings(database_url, vapi_webhook_secret=SECRET, **env))))
+    return run_asgi(serve_app(create_app(make_settings(database_url, vapi_webhook_secret=SECRET,
+                                                       site_url="http://sparring.test", **env))))
 
 
 @pytest.fixture(scope="module")
