@@ -111,18 +111,54 @@ class Gateway:
 
 
 async def make_reps(url: str, count: int) -> list[tuple[str, str]]:
-    """(access_token, session_id) for `count` calls, all in one org."""
+    """(access_token, session_id) for `count` calls in one org, each by its own rep (invited as a
+    trainee), as in a real team: per-user limits (live calls, socket connects) apply as they do
+    in production, and the bench measures calls, not the limiter."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        admin = (await client.post("/api/auth/signup", json={"email": f"bench-{time.time_ns()}@example.com",
-                                                             "password": "correct horse battery", "name": "Bench",
-                                                             "org_name": "Bench"})).json()
-        token = admin["access_token"]
-        sessions = []
-        for _ in range(count):
-            created = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
-                                        headers={"Authorization": f"Bearer {token}"})
-            sessions.append((token, created.json()["id"]))
-        return sessions
+        stamp = time.time_ns()
+        admin = await _ok(client.post("/api/auth/signup", json={
+            "email": f"bench-{stamp}@example.com", "password": "correct horse battery", "name": "Bench",
+            "org_name": "Bench"}))
+        auth = {"Authorization": f"Bearer {admin['access_token']}"}
+
+        async def rep(i: int) -> tuple[str, str]:
+            code = (await _ok(client.post("/api/orgs/invites", json={"role": "trainee"}, headers=auth)))["code"]
+            rep = await _ok(client.post("/api/auth/signup", json={
+                "email": f"bench-{stamp}-{i}@example.com", "password": "correct horse battery",
+                "name": f"Rep {i}", "invite_code": code}))
+            token = rep["access_token"]
+            created = await _ok(client.post("/api/sessions", json={"persona_id": "skeptical-cfo"},
+                                            headers={"Authorization": f"Bearer {token}"}))
+            return token, created["id"]
+
+        reps = []
+        for first in range(0, count, 20):  # sign-ups hash passwords: a few at a time
+            reps += await asyncio.gather(*(rep(i) for i in range(first, min(count, first + 20))))
+        return reps
+
+
+async def _ok(request) -> dict:
+    response = await request
+    if response.status_code >= 300:
+        raise SystemExit(f"bench set-up failed: {response.request.method} {response.request.url.path}"
+                         f" {response.status_code} {response.text}")
+    return response.json()
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a call failed, in one line: a close code and reason, a refused handshake, a timeout."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    match error:
+        case InvalidStatus():
+            return f"handshake refused {error.response.status_code}"
+        case ConnectionClosed():
+            close = error.rcvd or error.sent
+            return f"closed {close.code} {close.reason}" if close else "closed without a close frame"
+        case TimeoutError():
+            return "timed out waiting for the call"
+        case _:
+            return f"{type(error).__name__}: {error}"
 
 
 async def one_call(url: str, token: str, session_id: str, utterance: bytes, turns: int, results: dict,
@@ -157,14 +193,14 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
             pass
 
         task = asyncio.create_task(reader())
-        frame_bytes = 3200  # 100 ms frames
+        frame_bytes = 640  # 20 ms frames, as browsers send them
         quiet = silence(100)
         started = time.perf_counter()
 
         async def send_realtime(pcm: bytes) -> None:
             nonlocal started
             for i in range(0, len(pcm), frame_bytes):
-                started += 0.1
+                started += 0.02
                 await asyncio.sleep(max(0, started - time.perf_counter()))
                 await ws.send(pcm[i:i + frame_bytes])
 
@@ -189,7 +225,11 @@ async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
     results = {"v2v_ms": []}
     outcomes = await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
                                       for i, (t, s) in enumerate(sessions)), return_exceptions=True)
-    results["failed"] = sum(1 for o in outcomes if isinstance(o, BaseException))
+    failures = [failure_reason(o) for o in outcomes if isinstance(o, BaseException)]
+    results["failed"] = len(failures)
+    results["reasons"] = {reason: failures.count(reason) for reason in sorted(set(failures))}
+    # The work really happened: every call that did not fail timed each of its turns.
+    results["missing_turns"] = (n - len(failures)) * turns - len(results["v2v_ms"])
     return results
 
 
@@ -337,7 +377,9 @@ def main() -> None:
                 baseline_p95 = baseline_p95 or p95
                 flag = "  <- p95 +50% over 10 calls" if p95 > baseline_p95 * 1.5 else ""
                 if res["failed"]:
-                    flag += f"  ({res['failed']} calls failed)"
+                    flag += f"  ({res['failed']} calls failed: {res['reasons']})"
+                if res["missing_turns"]:
+                    flag += f"  ({res['missing_turns']} turns never answered)"
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))

@@ -37,7 +37,9 @@ LINES = ["How does your month end close work today?", "It takes us eight days an
          "Who else is involved in approving this?", "We would need the board to sign off on it."]
 
 
-async def setup(url: str, sessions: int) -> tuple[str, list[str]]:
+async def setup(url: str, sessions: int) -> tuple[str, list[tuple[str, str]]]:
+    """A coach's token and (session id, session token) per VAPI session: webhooks map a call to a
+    session only with both, as `vapi.start(assistant, assistantOverrides)` carries them."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         admin = (await client.post("/api/auth/signup", json={
             "email": f"vapi-bench-{time.time_ns()}@example.com", "password": "correct horse battery",
@@ -47,18 +49,23 @@ async def setup(url: str, sessions: int) -> tuple[str, list[str]]:
         for _ in range(sessions):
             created = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo", "transport": "vapi"},
                                         headers=auth)
-            ids.append(created.json()["id"])
+            if created.status_code != 201:
+                raise SystemExit(f"creating a VAPI session failed: {created.status_code} {created.text}")
+            ref = created.json()["vapi"]["assistantOverrides"]["variableValues"]
+            ids.append((ref["sparring_session_id"], ref["sparring_session_token"]))
         return admin["access_token"], ids
 
 
-def request_bytes(host: str, session_id: str, n: int) -> bytes:
+def request_bytes(host: str, session: tuple[str, str], n: int) -> bytes:
+    session_id, session_token = session
     now_ms = int(time.time() * 1000)
     body = json.dumps({"message": {
         "type": "transcript", "timestamp": now_ms, "role": "user" if n % 2 else "assistant",
         "transcriptType": "final", "transcript": f"{LINES[n % len(LINES)]} ({n})",
         "call": {
             "id": f"bench-{session_id}",
-            "assistantOverrides": {"variableValues": {"sparring_session_id": session_id}},
+            "assistantOverrides": {"variableValues": {"sparring_session_id": session_id,
+                                                      "sparring_session_token": session_token}},
         },
     }}).encode()
     stamp = str(int(time.time()))
@@ -84,7 +91,7 @@ class Connection:
         return int(status_line.split()[1])
 
 
-async def run_rate(url: str, ids: list[str], rate: int, seconds: float, connections: int) -> dict:
+async def run_rate(url: str, ids: list[tuple[str, str]], rate: int, seconds: float, connections: int) -> dict:
     host, port = url.removeprefix("http://").split(":")
     total = int(rate * seconds)
     base = time.time_ns() % 10**9 * 1000  # distinct messages in every round
@@ -123,17 +130,20 @@ async def run_rate(url: str, ids: list[str], rate: int, seconds: float, connecti
     return {"latencies": latencies, "statuses": statuses, "events_per_s": len(latencies) / elapsed, "late": late[0]}
 
 
-async def watch_all(url: str, token: str, ids: list[str], stop: asyncio.Event, counter: list[int]) -> None:
+async def watch_all(url: str, token: str, ids: list[tuple[str, str]], stop: asyncio.Event,
+                    counter: list[int]) -> None:
+    """Counts the `transcript.final` events each coach socket receives (the work being timed)."""
     from websockets.asyncio.client import connect
 
     async def one(session_id: str) -> None:
         async with connect(url.replace("http://", "ws://") + f"/ws/sessions/{session_id}/watch?token={token}") as ws:
-            async for _ in ws:
-                counter[0] += 1
+            async for frame in ws:
+                if isinstance(frame, str) and '"transcript.final"' in frame:
+                    counter[0] += 1
                 if stop.is_set():
                     return
 
-    tasks = [asyncio.create_task(one(s)) for s in ids]
+    tasks = [asyncio.create_task(one(s)) for s, _ in ids]
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -172,7 +182,9 @@ def main() -> None:
     print(f"{'offered/s':>9} {'sustained/s':>12} {'p50':>8} {'p99':>8} {'max':>8} {'non-2xx':>8} {'fanned out':>11}"
           f" {'gw CPU':>7} {'PG CPU':>7}")
     env = {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "VAPI_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING",
-           "LLM_PROVIDER": "scripted", "RATE_LIMIT_WEBHOOK": "1000000/minute", "RATE_LIMIT_WATCH": "100000/minute"}
+           "LLM_PROVIDER": "scripted", "SITE_URL": "http://127.0.0.1",
+           "RATE_LIMIT_WEBHOOK": "1000000/minute", "RATE_LIMIT_WATCH": "100000/minute"}
+    drifted = []
     try:
         for rate in rates:
             with Gateway(env, cpu=0) as gw:
@@ -182,13 +194,16 @@ def main() -> None:
                     watchers = asyncio.create_task(watch_all(gw.url, token, ids, stop, delivered))
                     await asyncio.sleep(1)
                     # Warm-up, not measured: each call's first webhook starts its session.
-                    await run_rate(gw.url, ids, len(ids), 1, args.connections)
+                    warm_round = await run_rate(gw.url, ids, len(ids), 1, args.connections)
+                    warm = sum(n for status, n in warm_round["statuses"].items() if 200 <= status < 300)
                     cpu0, pg0, t0 = gw.cpu_s(), postgres_cpu_s(), time.perf_counter()
                     result = await run_rate(gw.url, ids, rate, args.seconds, args.connections)
                     wall = time.perf_counter() - t0
                     result["gw_cpu"] = (gw.cpu_s() - cpu0) / wall * 100
                     result["pg_cpu"] = (postgres_cpu_s() - pg0) / wall * 100
+                    # Let the last deliveries reach the watchers, then count only the measured round.
                     await asyncio.sleep(1)
+                    result["warmup_finals"] = warm
                     stop.set()
                     await watchers
                     return result, delivered[0]
@@ -196,12 +211,18 @@ def main() -> None:
                 res, delivered = asyncio.run(run())
             lat = res["latencies"]
             bad = sum(n for status, n in res["statuses"].items() if not 200 <= status < 300)
+            delivered -= res["warmup_finals"]
+            if delivered < len(lat) - bad:
+                drifted.append(f"{rate}/s: {len(lat) - bad} accepted but {delivered} reached the watchers")
             print(f"{rate:>9} {res['events_per_s']:>12.0f} {pct(lat, 50):>6.1f}ms {pct(lat, 99):>6.1f}ms "
                   f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%"
                   + (f"  statuses {res['statuses']}" if bad else ""))
     finally:
         redis.stop()
         pg.cleanup()
+    if drifted:
+        # The bench measured something other than the product's work: fail loudly.
+        raise SystemExit("bench drifted from the product: " + "; ".join(drifted))
 
 
 if __name__ == "__main__":
