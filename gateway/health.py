@@ -29,6 +29,7 @@ Overall = Literal["healthy", "degraded", "unhealthy"]
 class Process(msgspec.Struct):
     """This process's load, for operators and the soak benchmark (bench/soak.py)."""
 
+    instance: str  # INSTANCE_ID, or the generated one (each worker of `sparring serve --workers` is one)
     live_calls: int
     asyncio_tasks: int
     events_not_yet_durable: int
@@ -98,7 +99,7 @@ async def health(state: State) -> Response[Health]:
         overall, status_code = "degraded", 200
     else:
         overall, status_code = "healthy", 200
-    process = Process(live_calls=len(state.calls), asyncio_tasks=len(asyncio.all_tasks()),
+    process = Process(instance=state.instance_id, live_calls=len(state.calls), asyncio_tasks=len(asyncio.all_tasks()),
                       events_not_yet_durable=state.writer.pending)
     return Response(Health(overall, checks, process, _breakers(state)), status_code=status_code,
                     headers={"Cache-Control": "no-store"})

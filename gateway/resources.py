@@ -183,7 +183,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.call_services = services
         stack.callback(services.pool.close)
         writer = app.state.writer = await stack.enter_async_context(EventWriter(pool))
-        instance_id = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        instance_id = app.state.instance_id = (settings.instance_id
+                                                or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
         coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
                        else MemoryCoordinator(instance_id))
         app.state.feeds = FeedHub(coordinator, pool)

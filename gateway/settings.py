@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Serving.
     host: str = "127.0.0.1"
     port: int = 8000
+    # `sparring serve` worker processes on the one port (`--workers` overrides): 0 = one per core
+    # when REDIS_URL is set (workers share calls, watchers, leases and limits through it), else 1.
+    workers: int = 0
     site_url: str | None = None
     log_level: LogLevel = "INFO"
     max_body_bytes: int = 10 * 1024 * 1024
@@ -186,6 +189,7 @@ _EXPECTED = {"int": "expected a whole number", "float": "expected a number", "bo
              "uuid.UUID | None": "expected a UUID"}
 _RANGES: dict[str, tuple[float, float]] = {
     "port": (1, 65535),
+    "workers": (0, 256),
     "max_body_bytes": (1024, 1024**3),
     "max_upload_bytes": (1024, 1024**3),
     "max_upload_seconds": (2, 24 * 3600),

@@ -44,8 +44,8 @@ class Gateway:
 
 
 @contextmanager
-def gateway_process(database_url: str, **env: str) -> Iterator[Gateway]:
-    """Starts `sparring serve` on a free port with the test JWT secret; stops it (SIGTERM) after."""
+def gateway_process(database_url: str, *args: str, **env: str) -> Iterator[Gateway]:
+    """Starts `sparring serve [args]` on a free port with the test JWT secret; stops it (SIGTERM) after."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sparring-gw-"))
     full_env = {
@@ -56,7 +56,7 @@ def gateway_process(database_url: str, **env: str) -> Iterator[Gateway]:
     }
     log_path = workdir / "gateway.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], cwd=REPO, env=full_env,
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", *args], cwd=REPO, env=full_env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     gateway = Gateway(f"http://127.0.0.1:{port}", proc, log_path)
     try:
