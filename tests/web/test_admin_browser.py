@@ -194,6 +194,8 @@ async def test_a_coach_duplicates_a_built_in_fixes_an_error_next_to_the_field_an
     await expect(page.locator(".line.final.persona")).to_have_count(2, timeout=TIMEOUT)
     await expect(page.locator(".line.final.persona .text").last).to_contain_text("payback period")
     await page.get_by_role("button", name="End call").click()
+    # Until the end is confirmed the call is live, and leaving a live call asks first.
+    await expect(page.get_by_text("You ended the call.")).to_be_visible(timeout=TIMEOUT)
     await page.goto("/#/personas")
     await expect(page.locator(".persona-list.own")).to_contain_text("Dana Copy", timeout=20_000)
     await page.set_viewport_size({"width": 390, "height": 800})

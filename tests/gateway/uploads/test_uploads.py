@@ -74,7 +74,8 @@ async def test_a_stereo_flac_is_split_by_channel_transcribed_scored_and_streamed
     detail = (await client.get(f"/api/uploads/{created['id']}", headers=bearer(team["rep"]))).json()
     assert detail["status"] == "scored" and detail["title"] == "Dana at Acme" and detail["channels"] == 2
     assert detail["speakers"] == {"mode": "channels", "method": "channels", "rep_channel": "right"}
-    assert detail["content_type"] == "audio/flac" and 29_000 <= detail["duration_ms"] <= 30_000
+    length_ms = len(rep) // 2 * 1000 // 16000  # the synthesized voices vary a little from run to run
+    assert detail["content_type"] == "audio/flac" and abs(detail["duration_ms"] - length_ms) <= 50
     assert not any(s["inferred"] for s in detail["transcript"])
     assert word_error_rate(script_of(script, "rep"), said(detail["transcript"], "rep")) <= 0.2
     assert word_error_rate(script_of(script, "buyer"), said(detail["transcript"], "buyer")) <= 0.2
