@@ -220,8 +220,9 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
         task.cancel()
 
 
-async def calls_round(url: str, n: int, utterance: bytes, turns: int) -> dict:
-    sessions = await make_reps(url, n)
+async def calls_round(url: str, n: int, utterance: bytes, turns: int,
+                      sessions: list[tuple[str, str]] | None = None) -> dict:
+    sessions = sessions or await make_reps(url, n)
     results = {"v2v_ms": []}
     outcomes = await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
                                       for i, (t, s) in enumerate(sessions)), return_exceptions=True)
@@ -333,18 +334,67 @@ class fake_provider_process:
         self.proc.wait(10)
 
 
+def remote_env(fake_url: str) -> dict[str, str]:
+    """The gateway's environment for calls through the fake remote providers."""
+    return {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
+            "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted"}
+
+
+def profile_top(raw: str, count: int = 15) -> list[str]:
+    """The functions with the most samples in py-spy's raw (collapsed-stack) output: self time
+    (the frame on top of the stack) and total time (anywhere on it), as a share of all samples."""
+    own: dict[str, int] = {}
+    idle = ("Runner.run (", "Condition.wait (", "_worker (", "select (", "poll (")
+    anywhere: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 2)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        if frames[-1].startswith(idle):  # the event loop in uvloop's C code, idle pool threads
+            continue
+        total += int(n)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
+        for frame in set(frames):
+            anywhere[frame] = anywhere.get(frame, 0) + int(n)
+    rows = [f"  self  {100 * v / total:5.1f}%  {k}" for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:count]]
+    rows += [f"  total {100 * v / total:5.1f}%  {k}" for k, v in sorted(anywhere.items(), key=lambda kv: -kv[1])
+             if not k.startswith(("<module>", "run (", "_run (", "run_forever", "run_until_complete"))][:count]
+    return rows
+
+
+def profile_round(env: dict[str, str], n: int, utterance: bytes, seconds: int) -> None:
+    """py-spy samples the gateway (all its threads, native frames off) while N calls run."""
+    out = Path(tempfile.mkdtemp(prefix="sparring-profile-")) / "gateway.txt"
+    with Gateway(env) as gw:
+        sessions = asyncio.run(make_reps(gw.url, n))  # sign-ups hash passwords: not what is profiled
+        spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(gw.proc.pid), "--format",
+                                "raw", "--rate", "100", "--duration", str(seconds), "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        res = asyncio.run(calls_round(gw.url, n, utterance, turns=max(2, seconds // 6), sessions=sessions))
+        spy.wait(seconds + 60)
+    print(f"== py-spy, {n} calls, {seconds} s: v2v p95 {pct(res['v2v_ms'], 95):.0f} ms, {res['failed']} failed"
+          f" (raw profile: {out})")
+    print("\n".join(profile_top(out.read_text())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
+    parser.add_argument("--profile", type=int, metavar="N", help="only profile the gateway under N calls (py-spy)")
     args = parser.parse_args()
     install_uvloop()
     os.sched_setaffinity(0, {CLIENT_CPU})
     utterance = silence(200) + speech_pcm("How does your month end close process work today?")
+    if args.profile:
+        with fake_provider_process() as fake_url:
+            profile_round(remote_env(fake_url), args.profile, utterance, 30)
+        return
     print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}")
 
     with fake_provider_process() as fake_url:
-        env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
-               "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted"}
+        env = remote_env(fake_url)
         provider_ms = 500 + fake_providers.STT_LATENCY_S * 1000 + fake_providers.TTS_LATENCY_S * 1000
         print("\n== live calls, fake remote providers"
               f" (VAD silence 500 ms + STT 150 ms + TTS 150 ms = {provider_ms:.0f} ms floor)")
