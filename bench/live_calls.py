@@ -371,7 +371,8 @@ def profile_round(env: dict[str, str], n: int, utterance: bytes, seconds: int) -
     with Gateway(env) as gw:
         sessions = asyncio.run(make_reps(gw.url, n))  # sign-ups hash passwords: not what is profiled
         spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(gw.proc.pid), "--format",
-                                "raw", "--rate", "100", "--duration", str(seconds), "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "raw", "--rate", "100", "--duration", str(seconds), "--output", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res = asyncio.run(calls_round(gw.url, n, utterance, turns=max(2, seconds // 6), sessions=sessions))
         spy.wait(seconds + 60)
     print(f"== py-spy, {n} calls, {seconds} s: v2v p95 {pct(res['v2v_ms'], 95):.0f} ms, {res['failed']} failed"

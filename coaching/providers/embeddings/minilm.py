@@ -8,6 +8,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import struct
 import threading
 import zipfile
@@ -15,7 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
+
+# The tokenizer runs one small batch at a time inside the bounded inference pool: its own rayon
+# thread pool only adds threads beside the calls, and a process that forks (subprocesses, the
+# embedded Postgres' pg_ctl) after rayon has run can hang in the fork. Set before tokenizers loads.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tokenizers import Tokenizer  # noqa: E402
 
 __all__ = ["MODEL_NAME", "MiniLM", "ModelMissing", "load_minilm"]
 
