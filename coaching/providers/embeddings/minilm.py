@@ -8,7 +8,6 @@ import functools
 import importlib.util
 import json
 import math
-import os
 import struct
 import threading
 import zipfile
@@ -16,13 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-# The tokenizer runs one small batch at a time inside the bounded inference pool: its own rayon
-# thread pool only adds threads beside the calls, and a process that forks (subprocesses, the
-# embedded Postgres' pg_ctl) after rayon has run can hang in the fork. Set before tokenizers loads.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from tokenizers import Tokenizer  # noqa: E402
+from tokenizers import Tokenizer  # single-threaded: see coaching/__init__.py
 
 __all__ = ["MODEL_NAME", "MiniLM", "ModelMissing", "load_minilm"]
 
