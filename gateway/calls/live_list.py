@@ -34,7 +34,8 @@ decode_entry = msgspec.json.Decoder(LiveEntry).decode
 
 
 def live_entry(session: SessionRow, persona: Persona | None, *, instance: str, rep_name: str | None = None,
-               started_at: datetime | None = None, last_activity_at: datetime | None = None) -> tuple[str, str, bytes]:
+               started_at: datetime | None = None, last_activity_at: datetime | None = None,
+               transport: str | None = None) -> tuple[str, str, bytes]:
     """The presence entry of a live session: (org id, session id, entry JSON).
 
     Args:
@@ -44,12 +45,14 @@ def live_entry(session: SessionRow, persona: Persona | None, *, instance: str, r
         rep_name: the rep's name when the row does not carry it.
         started_at: when the call started, when the row was read before it did.
         last_activity_at: when something last happened (now by default).
+        transport: how the rep is connected now ("websocket", "webrtc"; default: the session's).
     """
     now = datetime.now(UTC)
     entry = LiveEntry(
         session_id=str(session.id), rep=Named(str(session.user_id), rep_name or session.rep_name or ""),
         persona=Named(session.persona_id, persona.name if persona else session.persona_id),
-        started_at=started_at or session.started_at or now, transport=session.transport, instance=instance,
+        started_at=started_at or session.started_at or now, transport=transport or session.transport,
+        instance=instance,
         last_activity_at=last_activity_at or now,
     )
     return str(session.org_id), str(session.id), msgspec.json.encode(entry)

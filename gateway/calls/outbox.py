@@ -8,16 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Protocol
 
 from litestar import WebSocket
+from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 
 from gateway.errors import NORMAL, TRY_AGAIN
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "RepChannel"]
 
 log = logging.getLogger(__name__)
 _CLOSE = object()
+
+
+class RepChannel(Protocol):
+    """Where a call sends the rep's frames: the live socket's `Outbox`, or a WebRTC peer's data
+    channel and outbound track (gateway/transports/webrtc.py)."""
+
+    transport: str  # "websocket" or "webrtc", as GET /api/live shows it
+    closed: bool
+
+    @property
+    def socket(self) -> ASGIConnection[Any, Any, Any, Any]:
+        """The connection the rep authenticated on (the revocation sweep reads its caller)."""
+
+    def send_text(self, data: bytes) -> None:
+        """One event frame (JSON)."""
+
+    def send_bytes(self, data: bytes) -> None:
+        """Persona audio, 24 kHz mono PCM16."""
+
+    def close(self, code: int = NORMAL, reason: str = "") -> None:
+        """Closes after everything queued so far has been sent."""
 
 
 class Outbox:
@@ -25,6 +48,8 @@ class Outbox:
         socket: the accepted WebSocket.
         max_frames: frames allowed to wait; past that the client is closed (1013, resume later).
     """
+
+    transport = "websocket"
 
     def __init__(self, socket: WebSocket, *, max_frames: int = 4000) -> None:
         self.socket = socket

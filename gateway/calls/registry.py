@@ -23,7 +23,7 @@ from gateway.auth.caller import Caller
 from gateway.calls.janitor import Janitor
 from gateway.calls.leases import Leases
 from gateway.calls.live_call import LiveCall
-from gateway.calls.outbox import Outbox
+from gateway.calls.outbox import RepChannel
 from gateway.calls.recovery import recover_unflushed
 from gateway.calls.services import CallServices
 from gateway.errors import BAD_MESSAGE, ENDED, INTERNAL, NOT_FOUND, RATE_LIMITED, TAKEN_OVER, CallRefused
@@ -80,7 +80,7 @@ class CallRegistry:
     # --- connecting the rep -------------------------------------------------------------------
 
     async def connect(self, caller: Caller, session: sessions.SessionRow, start: ClientStart,
-                      outbox: Outbox) -> LiveCall:
+                      outbox: RepChannel) -> LiveCall:
         """Attaches the rep's socket to their call, starting, resuming, rebuilding or taking it over.
 
         Raises:

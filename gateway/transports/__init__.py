@@ -1,1 +1,1 @@
-"""Realtime transports: WebSocket endpoints (and later WebRTC)."""
+"""Realtime transports: the WebSocket endpoints and WebRTC peers (webrtc.py)."""

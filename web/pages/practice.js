@@ -6,7 +6,8 @@
 import { api, ApiError, socketUrl } from "../api.js";
 import { Microphone, MicrophoneDenied, Player } from "../audio.js";
 import { clock, errorBox, h, showError } from "../dom.js";
-import { describe, LiveSocket } from "../live.js";
+import { describe } from "../live.js";
+import { CallLink } from "../webrtc.js";
 import { TranscriptView } from "../transcript.js";
 import { briefDetails, briefSummary } from "../brief.js";
 import { endReason } from "../words.js";
@@ -197,6 +198,7 @@ function runCall(root, session, persona, review) {
   const transcript = new TranscriptView({ personaLabel: persona.name });
   const status = h("p", { class: "status", role: "status" }, "Connecting…");
   const timer = h("span", { class: "timer", "aria-label": "Call time" }, "0:00");
+  const via = h("span", { class: "transport", "aria-label": "Connection" }, "");
   const level = h("meter", { class: "level", min: 0, max: 0.3, value: 0, "aria-label": "Microphone level" });
   const micNote = h("p", { class: "notice", role: "alert", hidden: true });
   const endNote = h("p", { class: "end-reason", hidden: true });
@@ -210,7 +212,7 @@ function runCall(root, session, persona, review) {
   typed.id = "type-instead";
   const reviewLink = h("a", { href: `#/review/${session.id}`, hidden: true, class: "button primary" }, "Review this call");
   const view = h("section", { class: "call" },
-    h("div", { class: "call-head" }, h("h1", {}, `Call with ${persona.name}`), status, timer),
+    h("div", { class: "call-head" }, h("h1", {}, `Call with ${persona.name}`), status, via, timer),
     h("div", { class: "call-body" },
       h("div", { class: "call-main" }, transcript.list, typeForm),
       h("aside", { class: "call-side" }, briefDetails(persona), h("h2", {}, "Coach"), hints, whispers)),
@@ -219,7 +221,12 @@ function runCall(root, session, persona, review) {
 
   const player = new Player(24000);
   player.ensure();  // while the click that started the call still counts as a user gesture
-  const live = new LiveSocket(session.id);
+  // WebRTC when the browser and the server offer it (echo cancellation, jitter buffer, Opus), else the socket.
+  const live = new CallLink(session.id);
+  live.addEventListener("transport", ({ detail }) => {
+    via.dataset.transport = detail.transport;
+    via.textContent = detail.transport === "webrtc" ? "via WebRTC" : "via WebSocket";
+  });
   let ended = false;
   const onBeforeUnload = (event) => {
     if (!active()) return;
@@ -230,7 +237,7 @@ function runCall(root, session, persona, review) {
   function active() {
     return !ended && live.state !== "ended" && live.state !== "closed";
   }
-  window.sparring = { live, player, transcript };  // for the browser tests and debugging
+  window.sparring = { get live() { return live.inner; }, link: live, player, transcript };  // for the browser tests and debugging
   let started = null;
   let ticking = null;
   const mic = new Microphone((pcm) => live.sendAudio(pcm), (value) => { level.value = value; });
@@ -268,13 +275,14 @@ function runCall(root, session, persona, review) {
       default: break;
     }
   });
-  live.connect();
-  mic.start().catch((e) => {
+  const micStarted = mic.start().then(() => mic.stream, (e) => {
     micNote.hidden = false;
     micNote.textContent = e instanceof MicrophoneDenied ? e.message : "The microphone could not start. You can type instead.";
     muteButton.disabled = true;
     typed.focus();
+    return null;
   });
+  live.connect(micStarted);  // over WebRTC the microphone's track goes in the offer
 
   typeForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -298,6 +306,7 @@ function runCall(root, session, persona, review) {
 
   function toggleMute() {
     mic.muted = !mic.muted;
+    if (mic.stream) mic.stream.getAudioTracks().forEach((track) => { track.enabled = !mic.muted; });
     muteButton.setAttribute("aria-pressed", String(mic.muted));
     muteButton.textContent = mic.muted ? "Unmute" : "Mute";
   }
