@@ -12,9 +12,11 @@ import asyncpg
 import msgspec
 import numpy as np
 
+from storage.jobs import enqueue_job
+
 __all__ = [
     "ChunkHit", "ChunkRow", "DocumentRow", "KnowledgeHit", "delete_document", "document_chunks",
-    "get_document", "global_document_exists", "insert_document", "list_documents", "search_text",
+    "enqueue_reembed", "get_document", "global_document_exists", "insert_document", "list_documents", "search_text",
     "set_embeddings", "stale_chunks", "stale_orgs", "text_hits", "vector_hits",
 ]
 
@@ -171,3 +173,16 @@ async def set_embeddings(conn: asyncpg.Connection, model: str,
     await conn.executemany(
         "UPDATE knowledge_base SET embedding = $2::vector, embedding_model = $3, updated_at = now() WHERE id = $1",
         [(chunk_id, _vector(v), model) for chunk_id, v in vectors])
+
+
+async def enqueue_reembed(conn: asyncpg.Connection, org_id: uuid.UUID, *, kind: str, model: str) -> uuid.UUID | None:
+    """Queues the org's re-embedding job (`kind`) unless one is queued or running already; None
+    then. A transaction-scoped advisory lock per org makes the check and the insert one step across
+    instances (a dedupe key would not do: it is unique for ever, and an org goes stale again)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{kind}:{org_id}")
+    pending = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = $1 AND org_id = $2 AND status IN ('queued', 'running'))",
+        kind, org_id)
+    if pending:
+        return None
+    return await enqueue_job(conn, org_id, kind, {"model": model})

@@ -7,20 +7,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
 import asyncpg
 import msgspec
 
+from coaching.coach_chat import Passage
 from coaching.errors import Overloaded, ProviderUnavailable
 from coaching.knowledge import chunk_text, fuse
+from coaching.llm_hints import Retriever
 from coaching.providers.embeddings.base import Embedder
 from storage import knowledge as store
 from storage.database import acquire
 from storage.tenancy import Tenant, tenant_tx
 
-__all__ = ["STARTER_SOURCE", "Ingested", "KnowledgeBase", "SearchItem", "SearchMode"]
+__all__ = ["REEMBED_KIND", "STARTER_SOURCE", "Ingested", "KnowledgeBase", "SearchItem", "SearchMode"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ STARTER_SOURCE = "sparring-starter-playbook"
 STARTER_PATH = Path(__file__).with_name("starter_playbook.md")
 CANDIDATES = 40  # each search's depth before fusion
 REEMBED_BATCH = 32
+REEMBED_KIND = "reembed_knowledge"  # the job (gateway/jobs/reembed.py) that re-embeds one org's chunks
 SearchMode = Literal["hybrid", "lexical"]
 
 
@@ -92,6 +96,21 @@ class KnowledgeBase:
                                     round(ranked.score, 6), ranked.vector_rank, ranked.text_rank))
         return items, mode
 
+    def retriever(self, org_id: uuid.UUID) -> Retriever:
+        """`search` for one organization's live call, as the LLM hints use it: its own
+        transaction as role system (the org's rows and the shared ones)."""
+        tenant = Tenant(org_id=org_id, role="system")
+
+        async def retrieve(query: str, *, limit: int) -> list[Passage]:
+            try:
+                async with tenant_tx(self._pool, tenant) as conn:
+                    items, _ = await self.search(conn, query, limit=limit)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise ProviderUnavailable(f"knowledge search failed ({type(exc).__name__})") from exc
+            return [Passage(n, item.title, item.text) for n, item in enumerate(items, 1)]
+
+        return retrieve
+
     async def ingest(self, tenant: Tenant, *, title: str, source: str, kind: str, text: str, size_bytes: int,
                      created_by: uuid.UUID | None) -> Ingested:
         """Chunks, embeds (in the background lane) and stores a document. When embedding fails the
@@ -125,36 +144,64 @@ class KnowledgeBase:
             return False  # another instance loaded it at the same time
         return True
 
-    async def reembed(self) -> int:
-        """Gives every chunk not in the current model's space a vector of it, org by org, in
-        batches; returns how many. Stops at the first failure (the next pass tries again)."""
+    async def reembed_tenant(self, tenant: Tenant, *,
+                             on_batch: Callable[[int], Awaitable[None]] | None = None) -> int:
+        """Gives every chunk of the tenant's (an org's; the shared ones for role platform) that is
+        not in the current model's space a vector of it, in batches; returns how many. Searches
+        meanwhile compare like with like: a chunk meets a query's vector only once it has one of
+        the same model (until then full text finds it).
+
+        Args:
+            on_batch: awaited with the running count after each batch is stored.
+
+        Raises:
+            ProviderUnavailable, Overloaded: the model failed; the batches stored so far stay.
+        """
         embedder = self.embedder
         if embedder is None:
             return 0
         done = 0
+        while True:
+            async with tenant_tx(self._pool, tenant) as conn:
+                batch = await store.stale_chunks(conn, embedder.model, limit=REEMBED_BATCH)
+            if not batch:
+                return done
+            vectors = await embedder.embed_documents([c.text for c in batch])
+            async with tenant_tx(self._pool, tenant) as conn:
+                await store.set_embeddings(conn, embedder.model, [(c.id, v) for c, v in zip(batch, vectors,
+                                                                                             strict=True)])
+            done += len(batch)
+            if on_batch is not None:
+                await on_batch(done)
+
+    async def schedule_reembed(self) -> int:
+        """Finds chunks not in the current model's space (after a model switch, or an ingest whose
+        embedding failed): queues one `reembed_knowledge` job per org that has some (the job runner
+        works them, on any instance) and re-embeds the shared rows here (a job belongs to an org).
+        Returns how many jobs it queued."""
+        embedder = self.embedder
+        if embedder is None:
+            return 0
         async with acquire(self._pool) as conn:
             orgs = await store.stale_orgs(conn, embedder.model)
+        queued = 0
         for org in orgs:
-            tenant = Tenant(org_id=org, role="system" if org is not None else "platform")
-            while True:
-                async with tenant_tx(self._pool, tenant) as conn:
-                    batch = await store.stale_chunks(conn, embedder.model, limit=REEMBED_BATCH)
-                if not batch:
-                    break
+            if org is None:
                 try:
-                    vectors = await embedder.embed_documents([c.text for c in batch])
+                    count = await self.reembed_tenant(Tenant(org_id=None, role="platform"))
                 except (ProviderUnavailable, Overloaded) as exc:
-                    log.warning("re-embedding paused", extra={"error": str(exc)})
-                    return done
-                async with tenant_tx(self._pool, tenant) as conn:
-                    await store.set_embeddings(conn, embedder.model, [(c.id, v) for c, v in zip(batch, vectors,
-                                                                                                 strict=True)])
-                done += len(batch)
-        return done
+                    log.warning("re-embedding the shared knowledge paused", extra={"error": str(exc)})
+                    continue
+                log.info("shared knowledge re-embedded", extra={"chunks": count, "model": embedder.model})
+                continue
+            async with tenant_tx(self._pool, Tenant(org_id=org, role="system")) as conn:
+                if await store.enqueue_reembed(conn, org, kind=REEMBED_KIND, model=embedder.model) is not None:
+                    queued += 1
+        return queued
 
     async def run(self, *, load_starter: bool, every_s: float = 600.0) -> None:
-        """The background loop: the starter playbook, then re-embedding now, after a failed
-        ingest, and every `every_s`. Runs until cancelled."""
+        """The background loop: the starter playbook, then `schedule_reembed` now, after a
+        failed ingest, and every `every_s`. Runs until cancelled."""
         if load_starter:
             try:
                 await self.load_starter()
@@ -162,11 +209,11 @@ class KnowledgeBase:
                 log.exception("loading the starter playbook failed")
         while True:
             try:
-                count = await self.reembed()
-                if count:
-                    log.info("knowledge re-embedded", extra={"chunks": count, "model": self.model})
+                queued = await self.schedule_reembed()
+                if queued:
+                    log.info("knowledge re-embedding queued", extra={"orgs": queued, "model": self.model})
             except (OSError, asyncpg.PostgresError):
-                log.exception("re-embedding the knowledge base failed")
+                log.exception("queueing knowledge re-embedding failed")
             self._stale.clear()
             try:
                 await asyncio.wait_for(self._stale.wait(), every_s)

@@ -4,11 +4,13 @@ transcription (verbose_json segments and words), embeddings (1536-d bags of hash
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
 import re
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,10 @@ class FakeOpenAI:
     # `embeddings_failing` makes every one answer 500. `stream_failures`: the next streamed chat
     # completions that answer 500.
     embedding_inputs: list[tuple[str, list[str]]] = field(default_factory=list)
+    # An embeddings request whose inputs `embedding_hold` is true for waits (up to a minute) until
+    # `embedding_release` is set: a test looks at the state while a batch is being embedded.
+    embedding_hold: Callable[[list[str]], bool] | None = None
+    embedding_release: threading.Event = field(default_factory=threading.Event)
     embedding_failures: int = 0
     embeddings_failing: bool = False
     stream_failures: int = 0
@@ -181,6 +187,8 @@ class FakeOpenAI:
             body = await request.json()
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
             fake.embedding_inputs.append((body["model"], inputs))
+            if fake.embedding_hold is not None and fake.embedding_hold(inputs):
+                await asyncio.to_thread(fake.embedding_release.wait, 60)
             if fake.failing or fake.embeddings_failing:
                 return fake._failure()
             if fake.embedding_failures > 0:

@@ -11,8 +11,8 @@ import pytest
 from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI
-from tests.gateway.accounts_helpers import bearer, eventually, signup
-from tests.gateway.knowledge.helpers import add_document
+from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
+from tests.gateway.knowledge.helpers import add_document, scored_call
 from tests.servers import run_asgi
 
 
@@ -125,3 +125,44 @@ async def test_chat_refuses_a_bad_body_and_an_unknown_session(client):
     assert r.status_code == 400
     status, events = await ask(client, admin, "hi", session_id="00000000-0000-0000-0000-000000000000")
     assert status == 404 and events[0][1]["error"]["field"] == "session_id"
+
+
+async def test_asking_about_a_call_puts_its_transcript_metrics_and_scorecard_in_the_prompt(client, base_url, fakes):
+    admin = await signup(client)
+    rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
+    await add_document(client, admin, "Price objections", "When the buyer says the price is too high,"
+                       " anchor on value and the cost of doing nothing.")
+    session_id = await scored_call(base_url, rep, [
+        "Hi Dana, this is Pat from Ledgerly. Finance teams tell us month end close drags on.",
+        "How does your month end close work today, and what happens when it slips?",
+    ])
+    status, events = await ask(client, rep, "What should I have said when she raised price?", session_id=session_id)
+    assert status == 200 and events[-1][1]["answer"] == "llm"
+    prompt = fakes["openrouter"][0].persona_chats()[-1]["messages"][0]["content"]
+    assert "The rep is asking about one of their practice calls, with Dana Whitfield." in prompt
+    assert "Rep: How does your month end close work today, and what happens when it slips?" in prompt
+    assert "Buyer: " in prompt
+    assert "Metrics:" in prompt and "Talk ratio" in prompt
+    assert "Scorecard:" in prompt and "Overall " in prompt and "(not scored yet)" not in prompt
+    assert "[1] Price objections: " in prompt
+    conversation_id = events[-1][1]["conversation_id"]
+    stored = (await client.get(f"/api/chat/conversations/{conversation_id}", headers=bearer(rep))).json()
+    assert stored["session_id"] == session_id
+    # A follow-up in the same conversation keeps the call as context.
+    status, events = await ask(client, rep, "And what next?", session_id=session_id, conversation_id=conversation_id)
+    assert status == 200 and "Transcript:" in fakes["openrouter"][0].persona_chats()[-1]["messages"][0]["content"]
+
+
+async def test_asking_about_a_call_of_another_user_or_org_is_refused(client, base_url, fakes):
+    admin = await signup(client)
+    rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
+    colleague = await signup(client, invite_code=await invite(client, admin, "trainee"))
+    stranger = await signup(client)
+    session_id = await scored_call(base_url, rep, ["How does your month end close work today?"])
+    asked = len(fakes["openrouter"][0].persona_chats())
+    for other in (colleague, stranger):
+        status, events = await ask(client, other, "What went wrong in this call?", session_id=session_id)
+        assert status == 404 and events[0][1]["error"]["field"] == "session_id"
+    assert len(fakes["openrouter"][0].persona_chats()) == asked, "nothing reached the LLM"
+    for other in (colleague, stranger):
+        assert (await client.get("/api/chat/conversations", headers=bearer(other))).json()["items"] == []
