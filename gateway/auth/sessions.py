@@ -23,7 +23,7 @@ from gateway.auth.tokens import (
 )
 from storage import accounts
 
-__all__ = ["AuthOut", "OrgOut", "UserOut", "clear_cookies", "signed_in"]
+__all__ = ["AuthOut", "OrgOut", "UserOut", "clear_cookies", "issue_session", "is_secure", "signed_in"]
 
 _REFRESH_PATH = "/api/auth"
 R = TypeVar("R")
@@ -49,16 +49,17 @@ class AuthOut(msgspec.Struct):
     expires_in: int
 
 
-def _secure(request: Request[Any, Any, Any]) -> bool:
+def is_secure(request: Request[Any, Any, Any]) -> bool:
     site_url: str = request.app.state.settings.site_url or ""
     return request.url.scheme == "https" or site_url.startswith("https://")
 
 
-async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
-                    status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
-    """Stores a new refresh token (in `family_id`'s family, or a new one) and answers with the
-    access token in the body and the refresh, access and CSRF cookies set. The access token
-    carries the family (`fam`) and the CSRF cookie is bound to it (`tokens.csrf_token`)."""
+async def issue_session(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
+                        family_id: uuid.UUID | None = None) -> tuple[AuthOut, list[Cookie]]:
+    """Stores a new refresh token (in `family_id`'s family, or a new one) and returns the answer
+    body (with the access token) and the refresh, access and CSRF cookies. The access token
+    carries the family (`fam`) and the CSRF cookie is bound to it (`tokens.csrf_token`). Every
+    way of signing in (password, SSO, refresh) goes through here."""
     refresh = new_secret()
     family = family_id or uuid.uuid4()
     await accounts.store_refresh_token(
@@ -68,12 +69,12 @@ async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, a
     secret: str = request.app.state.jwt_secret
     claims = AccessClaims(account.user_id, account.org_id, account.role, family_id=family)
     access = issue_access_token(claims, secret)
-    secure = _secure(request)
+    secure = is_secure(request)
     body = AuthOut(
         UserOut(account.user_id, account.email, account.name), OrgOut(account.org_id, account.org_name),
         account.role, access, "bearer", ACCESS_TTL_S,
     )
-    return Response(body, status_code=status_code, cookies=[
+    return body, [
         Cookie(key=REFRESH_COOKIE, value=refresh, path=_REFRESH_PATH, max_age=REFRESH_TTL_S, httponly=True,
                secure=secure, samesite="strict"),
         Cookie(key=ACCESS_COOKIE, value=access, path="/", max_age=ACCESS_TTL_S, httponly=True, secure=secure,
@@ -81,7 +82,14 @@ async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, a
         Cookie(key=CSRF_COOKIE, value=csrf_token(secret, family), path="/", max_age=REFRESH_TTL_S, httponly=False,
                secure=secure,
                samesite="lax"),
-    ], headers={"Cache-Control": "no-store"})
+    ]
+
+
+async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
+                    status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
+    """`issue_session`, answered as JSON with the cookies set."""
+    body, cookies = await issue_session(request, conn, account, family_id=family_id)
+    return Response(body, status_code=status_code, cookies=cookies, headers={"Cache-Control": "no-store"})
 
 
 def clear_cookies(response: Response[R]) -> Response[R]:

@@ -20,7 +20,7 @@ from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signe
 from gateway.auth.tokens import ACCESS_TTL_S, InvalidToken, decode_access_token, hash_secret
 from gateway.errors import ApiError, ErrorBody, ErrorDetail
 from gateway.ratelimit import RateLimiter, client_address, limit_request
-from storage import accounts
+from storage import accounts, sso
 from storage.tenancy import Tenant, set_tenant
 
 __all__ = ["login", "logout", "me", "refresh", "signup"]
@@ -49,6 +49,8 @@ class MeOut(msgspec.Struct):
 
 
 _BAD_LOGIN = ApiError(401, "invalid_credentials", "wrong email or password")
+_SSO_REQUIRED = ApiError(403, "sso_required", "your organization signs in with single sign-on (SSO): "
+                         "use your company's button on the log-in page instead of a password")
 
 
 async def _account(conn: asyncpg.Connection, user_id: uuid.UUID, org_id: uuid.UUID) -> accounts.Account:
@@ -82,6 +84,8 @@ async def signup(request: Request[Any, Any, Any], state: State, data: JSONBody[S
                 raise ApiError(400, "invalid_invite", "this invite code is unknown, expired or used up",
                                field="invite_code")
             org_id, role = invite.org_id, invite.role
+            if await sso.sso_required(conn, org_id):
+                raise _SSO_REQUIRED
             # The invite vouches for the membership; background role `system` may write it.
             await set_tenant(conn, Tenant(org_id=org_id, user_id=user_id, role="system"))
         else:
@@ -117,6 +121,8 @@ async def login(request: Request[Any, Any, Any], state: State, data: JSONBody[Lo
         if user is None or membership is None:
             await limiter.check("login", failures_key)
             raise _BAD_LOGIN
+        if await sso.sso_required(conn, membership[0]):
+            raise _SSO_REQUIRED
         await set_tenant(conn, Tenant(org_id=membership[0], user_id=user.id, role=membership[1]))
         account = await _account(conn, user.id, membership[0])
         return await signed_in(request, conn, account, status_code=200)

@@ -1,5 +1,6 @@
 // Admin: the organization's members (change a role, remove), invites (create one for a role, copy its
-// link, see the pending ones, revoke), and its settings (VAPI, and the scoring weights and pass mark).
+// link, see the pending ones, revoke), and its settings (single sign-on, VAPI, and the scoring
+// weights and pass mark).
 
 import { api } from "../api.js";
 import { errorBox, field, h, showError } from "../dom.js";
@@ -38,9 +39,9 @@ export async function admin(root, { account }) {
   root.append(h("h1", {}, `Admin: ${account.org.name}`));
   const [members, invites] = [membersCard(account), invitesCard()];
   root.append(members.el, invites.el);
-  const [vapi, scoring] = await Promise.all([vapiCard(), scoringForm()]);
+  const [sso, vapi, scoring] = await Promise.all([ssoCard(), vapiCard(), scoringForm()]);
   scoring.classList.add("org-scoring");
-  root.append(h("h2", { class: "section-title" }, "Organization settings"), vapi, scoring);
+  root.append(h("h2", { class: "section-title" }, "Organization settings"), sso, vapi, scoring);
   await Promise.all([members.load(), invites.load()]);
   return null;
 }
@@ -254,4 +255,93 @@ async function vapiCard() {
     }
   });
   return form;
+}
+
+// Single sign-on: whether members must use it, and the email domains whose new SSO users join as reps.
+async function ssoCard() {
+  const error = errorBox();
+  const status = h("p", { class: "hint", role: "status" });
+  const el = h("section", { class: "card sso-settings", "aria-labelledby": "sso-heading" },
+    h("h2", { id: "sso-heading" }, "Single sign-on"));
+  let config;
+  try {
+    config = await api("/api/orgs/sso");
+  } catch (e) {
+    showError(error, e);
+    el.append(error);
+    return el;
+  }
+  const names = config.providers.map((p) => p.name).join(", ");
+  const required = h("input", { type: "checkbox", id: "sso-required", checked: config.sso_required,
+                                disabled: !config.providers.length && !config.sso_required });
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  const requireForm = h("form", { class: "sso-require-form", novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "sso-required" }, required, " Members must log in with single sign-on"),
+      h("p", { class: "hint" }, config.providers.length
+        ? `Password logins are then refused; members use ${names} on the log-in page.`
+        : "No single sign-on provider is configured on this server (OIDC_PROVIDERS), so this cannot be turned on.")),
+    h("div", { class: "actions" }, save));
+  const domain = h("input", { type: "text", id: "sso-domain", placeholder: "acme.com", autocomplete: "off" });
+  const claim = h("button", { type: "submit" }, "Claim domain");
+  const claimForm = h("form", { class: "sso-domain-form", novalidate: true },
+    field("Email domain", domain, "New people who sign in with a verified email on a claimed domain join as reps. "
+      + "You can claim a domain only after signing in through single sign-on with your own email there."),
+    h("div", { class: "actions" }, claim));
+  const list = h("ul", { class: "sso-domains" });
+  el.append(requireForm, h("h3", {}, "Claimed domains"), list, claimForm, status, error);
+
+  function render() {
+    list.replaceChildren(...(config.domains.length ? config.domains.map((d) => {
+      const release = h("button", { type: "button", class: "link danger-link", "aria-label": `Release ${d.domain}` },
+        "Release");
+      release.addEventListener("click", async () => {
+        error.hidden = true;
+        try {
+          await api(`/api/orgs/sso/domains/${encodeURIComponent(d.domain)}`, { method: "DELETE" });
+          config.domains = config.domains.filter((x) => x.domain !== d.domain);
+          status.textContent = `${d.domain} was released.`;
+          render();
+        } catch (e) {
+          showError(error, e);
+        }
+      });
+      return h("li", { "data-domain": d.domain }, h("strong", {}, d.domain), " ",
+        h("span", { class: "hint" }, d.claimed_by_name ? `claimed by ${d.claimed_by_name}` : ""), " ", release);
+    }) : [h("li", { class: "hint" }, "No domain claimed: new people need an invite.")]));
+  }
+  render();
+
+  requireForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    status.textContent = "";
+    save.disabled = true;
+    try {
+      config = await api("/api/orgs/sso", { method: "PUT", body: { sso_required: required.checked } });
+      status.textContent = config.sso_required ? "Saved: members now log in with single sign-on." : "Saved: passwords work again.";
+    } catch (e) {
+      required.checked = config.sso_required;
+      showError(error, e);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  claimForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    status.textContent = "";
+    claim.disabled = true;
+    try {
+      config = await api("/api/orgs/sso/domains", { method: "POST", body: { domain: domain.value } });
+      status.textContent = `${domain.value.trim().toLowerCase().replace(/^@/, "")} is claimed.`;
+      domain.value = "";
+      render();
+    } catch (e) {
+      showError(error, e);
+      domain.focus();
+    } finally {
+      claim.disabled = false;
+    }
+  });
+  return el;
 }

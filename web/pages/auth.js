@@ -1,4 +1,4 @@
-// Sign up and log in.
+// Sign up and log in (with a password, or through a single sign-on provider).
 
 import { api, forget } from "../api.js";
 import { errorBox, field, h, showError } from "../dom.js";
@@ -32,13 +32,52 @@ function intro() {
     h("p", { class: "hint" }, "Coaches watch calls live and send the rep typed notes; reps follow their progress over time."));
 }
 
-export async function login(root) {
+// Why a single sign-on login came back here (`#/login?sso_error=CODE`, set by the callback).
+const SSO_ERRORS = {
+  invite_required: "Your company has not set up Sparring for your email's domain yet. Ask your admin for an invite link.",
+  invalid_invite: "That invite link is unknown, expired or already used. Ask your admin for a new one.",
+  email_unverified: "Your sign-in provider has not verified your email address. Verify it there, then try again.",
+  id_token_expired: "The sign-in took too long or your clock is off. Please try again.",
+  invalid_id_token: "The sign-in could not be verified. Please try again; if it keeps failing, tell your admin.",
+  provider_denied: "The sign-in was cancelled or refused by your provider.",
+  provider_unavailable: "Your sign-in provider could not be reached. Try again in a moment.",
+  provider_misconfigured: "Single sign-on is misconfigured here. Tell your admin.",
+  no_membership: "Your account no longer belongs to an organization. Ask your admin for an invite.",
+  sso_failed: "The sign-in did not complete. Please try again.",
+  try_again: "The sign-in did not complete. Please try again.",
+};
+
+// One button per configured provider; `invite` goes along so the invite survives the round trip.
+async function providerButtons(verb, invite) {
+  let items = [];
+  try {
+    ({ items } = await api("/api/auth/providers"));
+  } catch {
+    return null;  // the password form still works
+  }
+  if (!items.length) return null;
+  const suffix = invite ? `?invite=${encodeURIComponent(invite)}` : "";
+  return h("div", { class: "sso-providers" }, h("p", { class: "hint" }, "Or use your company login:"),
+    h("div", { class: "actions" }, items.map((p) => h("a", { class: "button sso-button", href: p.login_url + suffix,
+                                                             "data-provider": p.id }, `${verb} with ${p.name}`))));
+}
+
+export async function login(root, { query } = {}) {
   root.append(intro());
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
-  root.append(form("Log in", [field("Email", email), field("Password", password)], "Log in",
+  const el = form("Log in", [field("Email", email), field("Password", password)], "Log in",
     () => api("/api/auth/login", { method: "POST", body: { email: email.value, password: password.value } }),
-    h("p", {}, "New here? ", h("a", { href: "#/signup" }, "Sign up"))));
+    h("p", {}, "New here? ", h("a", { href: "#/signup" }, "Sign up")));
+  const failed = query?.get("sso_error");
+  if (failed) {
+    const box = el.querySelector(".error");
+    box.textContent = SSO_ERRORS[failed] || "The sign-in did not complete. Please try again.";
+    box.hidden = false;
+  }
+  const buttons = await providerButtons("Log in", null);
+  if (buttons) el.querySelector("button[type=submit]").after(buttons);
+  root.append(el);
   email.focus();
 }
 
@@ -66,5 +105,7 @@ export async function signup(root, { query } = {}) {
     }
     return api("/api/auth/signup", { method: "POST", body });
   }, h("p", {}, "Already have an account? ", h("a", { href: "#/login" }, "Log in"))));
+  const buttons = invited ? await providerButtons("Sign up", invited) : null;
+  if (buttons) root.querySelector("form button[type=submit]").after(buttons);
   name.focus();
 }
