@@ -32,7 +32,21 @@ from gateway.health import health
 from gateway.logs import RequestContextMiddleware
 from gateway.ratelimit import RateLimitHeaders
 from gateway.resources import lifespan
-from gateway.routes import accounts, chat, knowledge, live, me_data, orgs, personas, scores, sessions, uploads
+from gateway.routes import (
+    accounts,
+    chat,
+    knowledge,
+    live,
+    me_data,
+    org_sso,
+    orgs,
+    personas,
+    scores,
+    sessions,
+    sso,
+    uploads,
+    webrtc,
+)
 from gateway.sentry import sentry_asgi
 from gateway.settings import Settings
 from gateway.transports.echo import echo
@@ -188,6 +202,8 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         accounts.signup, accounts.login, accounts.refresh, accounts.logout, accounts.me,
         orgs.create_invite, orgs.list_members, orgs.update_member, orgs.remove_member, orgs.audit_log,
         orgs.list_invites, orgs.revoke_invite,
+        sso.list_providers, sso.sso_login, sso.sso_callback,
+        org_sso.get_org_sso, org_sso.put_org_sso, org_sso.claim_domain, org_sso.release_domain,
         me_data.export_data, me_data.delete_account, me_data.curriculum, me_data.complete_curriculum_module,
         personas.list_personas, personas.get_persona, personas.create_persona, personas.update_persona,
         personas.delete_persona, personas.replace_persona,
@@ -198,6 +214,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         uploads.upload, uploads.transcribe, uploads.list_uploads, uploads.get_upload, uploads.upload_score,
         uploads.fix_speakers, uploads.upload_recording, uploads.delete_upload,
         live.list_live_calls,
+        webrtc.webrtc_offer, webrtc.webrtc_config,
         knowledge.create_document, knowledge.list_documents, knowledge.get_document, knowledge.delete_document,
         knowledge.search_knowledge,
         chat.chat, chat.list_conversations, chat.get_conversation, chat.delete_conversation,

@@ -31,6 +31,7 @@ from gateway.fanout.feeds import FeedHub
 from gateway.fanout.memory import MemoryCoordinator
 from gateway.fanout.redis import RedisCoordinator
 from gateway.jobs.notifications import JobNotifications
+from gateway.jobs.reembed import ReembedKnowledge
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.scoring import ScoreSession, build_scorer
 from gateway.jobs.uploads import ScoreUpload, TranscribeUpload
@@ -38,6 +39,8 @@ from gateway.knowledge.service import KnowledgeBase
 from gateway.knowledge.setup import build_embedder
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings, SettingsError
+from gateway.transports.ice import parse_host_addresses, parse_ice_servers
+from gateway.transports.webrtc import WebRtcPeers
 from gateway.vapi.calls import VapiCalls
 from gateway.vapi.timeouts import VapiTimeouts
 from storage.database import connect, create_pool
@@ -191,10 +194,15 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         stack.push_async_callback(app.state.feeds.close)
         app.state.calls = await stack.enter_async_context(
             CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds))
+        # After the registry: at shutdown the calls let go of their peers first, then the rest close.
+        app.state.webrtc = await stack.enter_async_context(WebRtcPeers(
+            pool=pool, calls=app.state.calls, ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
+            host_addresses=parse_host_addresses(settings.webrtc_host_addresses)))
         app.state.revocations = await stack.enter_async_context(
             RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
         app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
         app.state.knowledge = KnowledgeBase(pool, build_embedder(settings, app.state.llm_clients, services.pool))
+        services.retrieval = app.state.knowledge.retriever
         stack.push_async_callback(_cancel, asyncio.create_task(
             app.state.knowledge.run(load_starter=settings.knowledge_starter)))
         app.state.coach_chat = CoachChat(_chat_backends(settings, app.state.llm_clients),
@@ -217,7 +225,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         transcribe = TranscribeUpload(_recording_stt(services, app.state.llm_clients), app.state.scorer,
                                       chunk_ms=settings.upload_chunk_seconds * 1000)
         rescore_upload = ScoreUpload(app.state.scorer)
-        handlers = {job.kind: job for job in (score, transcribe, rescore_upload)}
+        reembed = ReembedKnowledge(app.state.knowledge)
+        handlers = {job.kind: job for job in (score, transcribe, rescore_upload, reembed)}
         app.state.jobs = await stack.enter_async_context(JobRunner(
             pool, handlers, worker_id=instance_id, notifications=app.state.job_notifications,
             concurrency=settings.job_workers))

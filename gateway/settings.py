@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ import msgspec
 
 from coaching.errors import SparringError
 
-__all__ = ["ENV_VARS", "RATE_LIMITS", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_VARS", "RATE_LIMITS", "OidcProvider", "Settings", "SettingsError", "load_settings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 SttProvider = Literal["auto", "openai", "local"]
@@ -36,8 +37,23 @@ class SettingsError(SparringError):
         self.variable = variable
 
 
+class OidcProvider(msgspec.Struct, frozen=True, kw_only=True):
+    """One OpenID Connect provider, from OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _SCOPES, _NAME."""
+
+    id: str
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    scopes: str = "openid email profile"
+
+    def __repr__(self) -> str:  # the client secret never reaches a log line
+        return f"OidcProvider(id={self.id!r}, issuer={self.issuer!r}, client_id={self.client_id!r})"
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Each field is the environment variable of the same name, upper-cased."""
+    """Each field is the environment variable of the same name, upper-cased (but `oidc`, which
+    OIDC_PROVIDERS and the OIDC_<ID>_* variables it names are read into)."""
 
     # Storage and fan-out. Unset: embedded Postgres under SPARRING_DATA_DIR, in-process stand-ins for Redis.
     database_url: str | None = None
@@ -85,6 +101,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout_seconds: int = 60
     resume_grace_seconds: int = 20
     vad_silence_ms: int = 500
+    # WebRTC calls (gateway/transports/webrtc.py): whether the web app places calls over WebRTC
+    # (else the WebSocket); the ICE servers handed to the browser and used by the gateway, as a JSON
+    # list of RTCIceServer ({"urls", "username"?, "credential"?}), unset: none (host candidates
+    # only); and the addresses the gateway gathers host candidates on (comma-separated; unset:
+    # every interface but loopback, as aioice does; 127.0.0.1 for calls on one machine).
+    webrtc_calls: bool = True
+    webrtc_ice_servers: str = ""
+    webrtc_host_addresses: str = ""
     # Across instances: a call's lease and its presence in GET /api/live live this long without a
     # heartbeat (a crashed instance's calls disappear within it). INSTANCE_ID: unset = generated.
     live_ttl_seconds: float = 15
@@ -143,6 +167,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vapi_allow_unsigned_org_webhooks: bool = False
     # A VAPI call whose `ended` never arrives is ended (vapi_timeout) this long after MAX_CALL_SECONDS.
     vapi_timeout_grace_seconds: int = 300
+    # Single sign-on: OIDC_PROVIDERS names them (google,entra), each configured by OIDC_<ID>_*.
+    oidc_providers: str = ""
+    oidc: tuple[OidcProvider, ...] = ()
     # Observability.
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
@@ -171,7 +198,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "scripted"
 
 
-ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__)
+_DERIVED_FIELDS = {"oidc"}  # not a variable of its own: read from OIDC_PROVIDERS' OIDC_<ID>_* variables
+ENV_VARS: tuple[str, ...] = tuple(name.upper() for name in Settings.__struct_fields__ if name not in _DERIVED_FIELDS)
 
 _WORD_FIELDS = {"log_level": str.upper, "stt_provider": str.lower, "tts_provider": str.lower,
                 "llm_provider": str.lower, "hints_llm": str.lower, "scorer": str.lower, "vapi_webhook_auth": str.lower,
@@ -230,6 +258,39 @@ def _check_url(field: str, value: str) -> None:
         raise SettingsError(field.upper(), "the URL has no host")
 
 
+_OIDC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _oidc_providers(names: str, environ: Mapping[str, str]) -> tuple[OidcProvider, ...]:
+    """The providers OIDC_PROVIDERS names, each from its OIDC_<ID>_* variables."""
+    providers: list[OidcProvider] = []
+    for raw_id in (part.strip().lower() for part in names.split(",")):
+        if not raw_id:
+            continue
+        if not _OIDC_ID.match(raw_id) or any(p.id == raw_id for p in providers):
+            raise SettingsError("OIDC_PROVIDERS", f"expected distinct ids of letters, digits, - and _, got {raw_id!r}")
+        prefix = f"OIDC_{raw_id.upper().replace('-', '_')}_"
+
+        def read(suffix: str, *, prefix: str = prefix) -> str | None:
+            value = environ.get(prefix + suffix, "").strip()
+            return value or None
+
+        issuer, client_id = read("ISSUER"), read("CLIENT_ID")
+        for variable, value in (("ISSUER", issuer), ("CLIENT_ID", client_id)):
+            if value is None:
+                raise SettingsError(prefix + variable, f"required: OIDC_PROVIDERS names {raw_id!r}")
+        assert issuer is not None and client_id is not None  # checked just above
+        parts = urlsplit(issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(prefix + "ISSUER", "expected the issuer's http:// or https:// URL")
+        scopes = " ".join((read("SCOPES") or "openid email profile").replace(",", " ").split())
+        if "openid" not in scopes.split():
+            raise SettingsError(prefix + "SCOPES", "the scopes must include openid")
+        providers.append(OidcProvider(id=raw_id, name=read("NAME") or raw_id.capitalize(), issuer=issuer,
+                                      client_id=client_id, client_secret=read("CLIENT_SECRET"), scopes=scopes))
+    return tuple(providers)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Builds Settings from an environment mapping. Empty values count as unset.
 
@@ -238,6 +299,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """
     raw: dict[str, object] = {}
     for field in Settings.__struct_fields__:
+        if field in _DERIVED_FIELDS:
+            continue
         value = environ.get(field.upper())
         if value is None or value.strip() == "":
             continue
@@ -260,6 +323,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                 "vapi_hmac_algorithm": VapiHmacAlgorithm, "vapi_hmac_encoding": VapiHmacEncoding}[field])
             kind = f"expected one of {', '.join(choices)} (any case)"
         raise SettingsError(variable, f"{kind}, got {raw.get(field)!r}") from None
+    settings = msgspec.structs.replace(settings, oidc=_oidc_providers(settings.oidc_providers, environ))
     for field, (low, high) in _RANGES.items():
         value = getattr(settings, field)
         if not low <= value <= high:
@@ -275,6 +339,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         settings.proxy_networks  # noqa: B018 (parses TRUSTED_PROXIES)
     except ValueError as exc:
         raise SettingsError("TRUSTED_PROXIES", f"expected addresses or CIDRs, comma-separated: {exc}") from None
+    from gateway.transports.ice import parse_host_addresses, parse_ice_servers  # noqa: PLC0415 (pure parsing)
+
+    for name, parse in (("webrtc_ice_servers", parse_ice_servers), ("webrtc_host_addresses", parse_host_addresses)):
+        try:
+            parse(getattr(settings, name))
+        except ValueError as exc:
+            raise SettingsError(name.upper(), str(exc)) from None
     if "{body}" not in settings.vapi_hmac_payload:
         raise SettingsError("VAPI_HMAC_PAYLOAD", "the payload format must contain {body}")
     if settings.instance_id is not None and not settings.instance_id.replace("-", "").replace(".", "").isalnum():

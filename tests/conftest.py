@@ -115,6 +115,8 @@ async def app_pool(database_url):
 def make_settings(database_url: str, **env: str) -> Settings:
     # Every test signs its users up from 127.0.0.1: the per-address sign-up limit is raised here
     # (tests of the limit itself set it back).
+    # The web app's calls stay on the live socket unless a test turns WebRTC on (tests/gateway/webrtc,
+    # tests/web/test_webrtc_browser.py, with WEBRTC_HOST_ADDRESSES=127.0.0.1: ICE on loopback only).
     base = {"DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING",
-            "RATE_LIMIT_SIGNUP": "100000/minute"}
+            "RATE_LIMIT_SIGNUP": "100000/minute", "WEBRTC_CALLS": "false"}
     return load_settings({**base, **{k.upper(): v for k, v in env.items()}})

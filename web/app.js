@@ -18,6 +18,8 @@ const pages = {
   team: () => import("./pages/team.js").then((m) => m.team),
   admin: () => import("./pages/admin.js").then((m) => m.admin),
   personas: () => import("./pages/personas.js").then((m) => m.personas),
+  chat: () => import("./pages/chat.js").then((m) => m.chat),
+  knowledge: () => import("./pages/knowledge.js").then((m) => m.knowledge),
 };
 const PUBLIC = new Set(["login", "signup"]);
 let cleanup = null;
@@ -42,7 +44,8 @@ function header(account) {
   const links = [["#/practice", "Practice"], ["#/progress", "Progress"], ["#/history", "History"],
     ["#/upload", "Upload a call"]];
   if (account.role === "coach" || account.role === "admin") links.splice(1, 0, ["#/coach", "Coach console"], ["#/team", "Team"]);
-  if (account.role === "coach" || account.role === "admin") links.push(["#/personas", "Personas"]);
+  links.push(["#/chat", "Coach chat"]);
+  if (account.role === "coach" || account.role === "admin") links.push(["#/personas", "Personas"], ["#/knowledge", "Knowledge"]);
   if (account.role === "admin") links.push(["#/admin", "Admin"]);
   nav.append(h("ul", {}, links.map(([href, text]) => h("li", {}, h("a", { href }, text)))));
   who.append(

@@ -34,7 +34,7 @@ from coaching.persona import Persona
 from coaching.session_log import Appended, SessionLog
 from gateway.calls.delivery import Delivery
 from gateway.calls.live_list import live_entry
-from gateway.calls.outbox import Outbox
+from gateway.calls.outbox import RepChannel
 from gateway.calls.services import CallLimits, CallServices
 from gateway.errors import NORMAL, RESTARTING, TAKEN_OVER
 from gateway.fanout.coordinator import Coordinator
@@ -82,7 +82,8 @@ class LiveCall:
         self._started_at = time.time() - elapsed_s
         self._last_activity = time.monotonic()
         self._rep_name = rep_name
-        self.rep: Outbox | None = None
+        self.rep: RepChannel | None = None
+        self.transport = session.transport  # the rep's current connection's, once one attached
         self.fence = fence
         self._coordinator = coordinator
         self.stream = StreamPublisher(coordinator, self.session_id, token, lease_ttl_ms, self.lease_lost)
@@ -98,7 +99,9 @@ class LiveCall:
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._recording_task: asyncio.Task[None] | None = None
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
-        self._llm_hints = services.llm_hints.for_call(persona) if services.llm_hints else None
+        self._llm_hints = services.llm_hints.for_call(
+            persona, retrieve=services.retrieval(session.org_id) if services.retrieval is not None else None,
+        ) if services.llm_hints else None
         self._llm_task: asyncio.Task[None] | None = None
         self.pipeline = CallPipeline(
             session_id=self.session_id, persona=persona, brain=services.brain, stt=services.stt, tts=services.tts,
@@ -125,6 +128,7 @@ class LiveCall:
         """This call's entry in the live list."""
         idle_s = time.monotonic() - self._last_activity
         return live_entry(self.session, self.persona, instance=instance, rep_name=self._rep_name,
+                          transport=self.transport,
                           started_at=datetime.fromtimestamp(self._started_at, UTC),
                           last_activity_at=datetime.fromtimestamp(time.time() - idle_s, UTC))
 
@@ -202,7 +206,7 @@ class LiveCall:
 
     # --- the rep's socket -----------------------------------------------------------------------
 
-    def attach_rep(self, outbox: Outbox, *, after_seq: int, older: list[bytes]) -> None:
+    def attach_rep(self, outbox: RepChannel, *, after_seq: int, older: list[bytes]) -> None:
         """Sends `older` (events from Postgres), then the log's durable events in memory after
         `after_seq`, then the live stream: no await in between, so nothing can slip through or repeat."""
         if self.rep is not None and self.rep is not outbox:
@@ -215,9 +219,10 @@ class LiveCall:
         for frame in self.log.frames_after(after_seq, self._delivery.durable_seq):
             outbox.send_text(frame)
         self.rep = outbox
+        self.transport = outbox.transport
         self.activity()
 
-    def detach_rep(self, outbox: Outbox) -> None:
+    def detach_rep(self, outbox: RepChannel) -> None:
         """The rep's socket closed without `end`: a drop. The call waits `resume_grace_s` for them."""
         if self.rep is not outbox:
             return

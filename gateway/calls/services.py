@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 
 import httpx
 import msgspec
@@ -13,7 +15,7 @@ from coaching.brains.llm import LlmBackend, LlmBrain
 from coaching.brains.scripted import ScriptedBrain
 from coaching.call import CallOptions
 from coaching.hints import HintOptions
-from coaching.llm_hints import LlmHinter
+from coaching.llm_hints import LlmHinter, Retriever
 from coaching.persona import Persona
 from coaching.providers.inference import InferencePool
 from coaching.providers.stt.base import SpeechToText
@@ -49,6 +51,9 @@ class CallServices(msgspec.Struct, kw_only=True):
     providers: dict[str, str]
     hints: HintOptions = HintOptions()
     llm_hints: LlmHinter | None = None
+    # The knowledge base's search for an organization (set once the knowledge base exists): the
+    # LLM hints add the passages it finds for the buyer's latest turn.
+    retrieval: Callable[[uuid.UUID], Retriever] | None = None
 
 
 def build_call_services(settings: Settings, personas: dict[str, Persona], llm_clients: dict[str, openai.AsyncOpenAI],
@@ -110,8 +115,8 @@ def build_call_services(settings: Settings, personas: dict[str, Persona], llm_cl
     providers: dict[str, str] = {"stt": stt_choice, "tts": tts_choice, "llm": llm_choice, "hints_llm": hints_choice}
     log.info("call providers chosen", extra=providers)
     return CallServices(personas=personas, stt=stt, tts=tts, brain=brain, pool=pool,
-                        options=CallOptions(silence_ms=settings.vad_silence_ms), limits=limits, providers=providers,
-                        hints=hint_options(settings), llm_hints=llm_hints)
+                        options=CallOptions(silence_ms=settings.vad_silence_ms),
+                        limits=limits, providers=providers, hints=hint_options(settings), llm_hints=llm_hints)
 
 
 def hint_options(settings: Settings) -> HintOptions:
