@@ -53,8 +53,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# In parallel processes (pytest-xdist), a test file per process at a time, so each module's
+# server starts once; they share one embedded Postgres. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 4
 test: $(VENV)/.installed-dev redis
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .sparring

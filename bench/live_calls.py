@@ -72,6 +72,8 @@ class Gateway:
                     "JWT_SECRET": "bench-" + "x" * 40, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "SPARRING_DATA_DIR": tempfile.mkdtemp(prefix="sparring-bench-"),
                     "MAX_LIVE_SESSIONS_PER_USER": "10000", "RATE_LIMIT_SIGNUP": "1000000/minute",
+                    # One process on its core, unless a bench asks for more (WORKERS in `env`).
+                    "WORKERS": "1",
                     # The fake providers speak STT and TTS only: no LLM hints, the heuristic scorer.
                     "HINTS_LLM": "off", "SCORER": "heuristic", **env}
 

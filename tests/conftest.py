@@ -34,7 +34,12 @@ def pg_server_url():
         return
     from storage.embedded import start_embedded_postgres
 
-    url, server = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="sparring-test-pg-")) / "data")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run:  # pytest -n N: the workers of one run share one server (the last to leave stops it)
+        data = Path(tempfile.gettempdir()) / f"sparring-test-pg-{run[:12]}" / "data"
+    else:
+        data = Path(tempfile.mkdtemp(prefix="sparring-test-pg-")) / "data"
+    url, server = start_embedded_postgres(data)
     yield url
     server.cleanup()
 

@@ -52,6 +52,7 @@ def gateway_process(database_url: str, *args: str, **env: str) -> Iterator[Gatew
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(workdir)), "DATABASE_URL": database_url,
         "JWT_SECRET": TEST_JWT_SECRET, "LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(port),
         "SPARRING_DATA_DIR": str(workdir / "data"), "RATE_LIMIT_SIGNUP": "100000/minute",
+        "WORKERS": "1",  # one process per instance (with REDIS_URL the default is one per core)
         **{k.upper(): v for k, v in env.items()},
     }
     log_path = workdir / "gateway.log"
