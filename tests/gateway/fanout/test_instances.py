@@ -86,6 +86,27 @@ async def test_the_live_list_on_either_instance_shows_a_call_running_on_the_othe
     await call.close()
 
 
+async def test_a_rep_ends_their_stray_call_on_a_from_b_and_it_ends_there_as_rep_ended(pair, client,
+                                                                                     module_database_url):
+    """The practice page's "Your live calls" on one instance ends a call another instance runs."""
+    a, b = pair
+    _, _, rep, session_id = await team(client)
+    call = await LiveClient(a.url, session_id, rep["access_token"]).open()
+    await call.greeting()
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as on_b:
+        response = await on_b.post(f"/api/sessions/{session_id}/end", headers=bearer(rep))
+        assert response.status_code == 200, response.text
+    ended = await call.wait_for(lambda e: e["type"] == "session.ended")
+    assert ended["reason"] == "rep_ended"
+    conn = await asyncpg.connect(module_database_url)
+    try:
+        row = await conn.fetchrow("SELECT status, end_reason FROM roleplay_sessions WHERE id = $1::uuid", session_id)
+    finally:
+        await conn.close()
+    assert (row["status"], row["end_reason"]) == ("ended", "rep_ended")
+    await call.close()
+
+
 async def test_a_rep_dropped_on_a_resumes_on_b_with_no_gap_and_a_stops_writing(pair, client, module_database_url):
     a, b = pair
     _, _, rep, session_id = await team(client)
