@@ -41,7 +41,7 @@ CREATE POLICY org_email_domains_write ON org_email_domains FOR ALL
 GRANT SELECT, INSERT, UPDATE, DELETE ON user_identities, org_email_domains TO sparring_app;
 
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OF user_id OR DELETE ON user_identities
-    FOR EACH ROW EXECUTE FUNCTION audit_row('email', 'last_login_at');
+    FOR EACH ROW EXECUTE FUNCTION audit_row('email', 'last_login_at', 'subject');
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON org_email_domains
     FOR EACH ROW EXECUTE FUNCTION audit_row();
 

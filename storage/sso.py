@@ -12,7 +12,8 @@ import msgspec
 from coaching.errors import SparringError
 
 __all__ = [
-    "ClaimedDomain", "IdentityTaken", "add_identity", "claim_domain", "has_verified_email_on", "list_domains",
+    "ClaimedDomain", "IdentityTaken", "add_identity", "claim_domain", "end_password_logins", "has_verified_email_on",
+    "list_domains",
     "org_for_domain", "release_domain", "set_sso_required", "sso_required", "touch_identity", "user_by_identity",
 ]
 
@@ -59,6 +60,18 @@ async def add_identity(conn: asyncpg.Connection, *, provider: str, subject: str,
         )
     except asyncpg.UniqueViolationError:
         raise IdentityTaken(f"the {provider} identity is already linked; sign in again") from None
+
+
+async def end_password_logins(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """Clears the account's password and revokes its open logins (refresh-token families),
+    returning their ids. For an account first linked to a provider: its password was never
+    proven to belong to the email's owner (sign-ups verify no email), so whoever set it loses it."""
+    await conn.execute("UPDATE users SET password_hash = NULL WHERE id = $1", user_id)
+    rows = await conn.fetch(
+        "WITH ended AS (UPDATE refresh_tokens SET revoked_at = now()"
+        " WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING family_id)"
+        " SELECT DISTINCT family_id FROM ended", user_id)
+    return [r["family_id"] for r in rows]
 
 
 async def touch_identity(conn: asyncpg.Connection, *, provider: str, subject: str, email: str | None) -> None:

@@ -41,6 +41,11 @@ _EXPORT_QUERIES: dict[str, str] = {
     "curriculum_progress": """
         SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.started_at), '[]')
         FROM curriculum_progress p WHERE p.user_id = $1""",
+    "sso_identities": """
+        SELECT coalesce(jsonb_agg(jsonb_build_object('provider', i.provider, 'subject', i.subject, 'email', i.email,
+                                                     'linked_at', i.created_at, 'last_login_at', i.last_login_at)
+                                  ORDER BY i.created_at), '[]')
+        FROM user_identities i WHERE i.user_id = $1""",
     "chat_conversations": """
         SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object(
             'messages', (SELECT coalesce(jsonb_agg(to_jsonb(m) - 'org_id' ORDER BY m.id), '[]')
@@ -52,7 +57,8 @@ _EXPORT_QUERIES: dict[str, str] = {
 
 async def export_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, Any]:
     """Profile, memberships, sessions with their events, transcripts and scores, uploads (metadata,
-    transcripts, scores), curriculum progress and coaching chat conversations, as JSON-ready data."""
+    transcripts, scores), curriculum progress, single sign-on identities and coaching chat
+    conversations, as JSON-ready data."""
     export: dict[str, Any] = {}
     for key, sql in _EXPORT_QUERIES.items():
         value = await conn.fetchval(sql, user_id)

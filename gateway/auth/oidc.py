@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 import warnings
 from typing import Any
@@ -49,6 +50,7 @@ STATE_TTL_S = 10 * 60  # the time a person has at the provider's login page
 DISCOVERY_TTL_S = 3600  # how long a provider's discovery document is kept before it is read again
 _STATE_AUDIENCE = "sparring-sso-state"
 _LEEWAY_S = 30  # clock skew allowed on the ID token's exp and iat
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")  # within users.email's 3 to 320 characters
 _TIMEOUT_S = 10.0
 
 
@@ -170,7 +172,7 @@ class OidcClient:
             SsoFailed: `sso_failed` (the exchange failed), `id_token_expired`, `invalid_id_token`
                 (signature, issuer, audience, nonce or a missing claim), `provider_unavailable`.
         """
-        metadata = await self._metadata()
+        issuer = (await self._metadata())["issuer"]  # before awaiting: a refresh may clear the shared dict
         try:
             token = await self._app.fetch_access_token(record.redirect_uri, code=code,
                                                        code_verifier=record.code_verifier)
@@ -181,7 +183,7 @@ class OidcClient:
                 from None
         if not isinstance(token, dict) or not token.get("id_token"):
             raise SsoFailed("sso_failed", f"{self.name} sent no ID token; is `openid` in its scopes?")
-        options = {"iss": {"essential": True, "value": metadata["issuer"]},
+        options = {"iss": {"essential": True, "value": issuer},
                    "aud": {"essential": True, "value": self.provider.client_id}}
         try:
             claims = await self._app.parse_id_token(token, record.nonce, claims_options=options, leeway=_LEEWAY_S)
@@ -200,6 +202,8 @@ class OidcClient:
             raise SsoFailed("invalid_id_token", f"{self.name}'s ID token has no usable subject")
         email = claims.get("email")
         verified = claims.get("email_verified") is True or claims.get("email_verified") == "true"
+        if isinstance(email, str) and not _EMAIL.fullmatch(email.strip()):
+            verified = False  # not an address an account can carry (users.email's own check)
         name = claims.get("name")
         return OidcIdentity(self.id, subject, email.strip() if isinstance(email, str) and verified else None,
                             name.strip()[:200] if isinstance(name, str) and name.strip() else None)

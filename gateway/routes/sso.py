@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -35,7 +36,7 @@ from gateway.auth.oidc import (
     encode_state,
 )
 from gateway.auth.sessions import is_secure, issue_session
-from gateway.auth.tokens import hash_secret
+from gateway.auth.tokens import ACCESS_TTL_S, hash_secret
 from gateway.errors import ApiError
 from gateway.ratelimit import RateLimiter, client_address, limit_request
 from storage import accounts, sso
@@ -186,6 +187,14 @@ async def _account_for(conn: asyncpg.Connection, identity: OidcIdentity, invite:
     existing = await accounts.login_user(conn, identity.email)
     if existing is not None:  # a password account with this verified email: link, do not duplicate
         account = await _member_account(conn, existing.id)
+        if existing.password_hash is not None:
+            # Sign-ups verify no email: whoever set this password may not own the address the provider
+            # just vouched for (an account made in advance to be linked). The password and every
+            # login it opened end here; the owner signs in through the provider from now on.
+            families = await sso.end_password_logins(conn, existing.id)
+            if families:
+                await accounts.revoke_tokens(conn, [f"family:{f}" for f in families],
+                                             datetime.now(UTC) + timedelta(seconds=ACCESS_TTL_S))
         await _link(conn, identity, existing.id)
         return account
     if invite is not None:

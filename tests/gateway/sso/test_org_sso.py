@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 
+from gateway.auth.caller import ACCESS_COOKIE
 from tests.fakes.oidc_server import FakeUser
 from tests.gateway.accounts_helpers import PASSWORD, bearer, invite, signup
 from tests.gateway.sso.conftest import csrf, login_error, sso_login
@@ -19,14 +20,17 @@ def _domain() -> str:
 
 async def _admin_verified_on(base_url: str, oidc, domain: str, *, local: str = "admin") -> dict:
     """A password-signed-up admin of a new org who then logs in once through the provider with
-    that same (verified) email, which links the identity."""
+    that same (verified) email, which links the identity (and ends the password's logins: the
+    admin goes on with the SSO login's access token)."""
     email = f"{local}@{domain}"
     async with httpx.AsyncClient(base_url=base_url) as client:
         admin = await signup(client, email=email)
     oidc.user = FakeUser(f"sub-{uuid.uuid4().hex[:8]}", email)
     async with httpx.AsyncClient(base_url=base_url, follow_redirects=False) as browser:
         assert login_error(await sso_login(browser)) is None
-    return admin
+        access = browser.cookies.get(ACCESS_COOKIE)
+    assert access, "the SSO login set the access cookie"
+    return {**admin, "access_token": access}
 
 
 async def test_an_admin_without_a_verified_email_on_the_domain_cannot_claim_it(client, oidc):
@@ -100,10 +104,10 @@ async def test_an_org_that_requires_sso_refuses_password_logins_with_403(client,
     admin = await _admin_verified_on(base_url, oidc, domain)
     member_email = f"pat@{domain}"
     member = await signup(client, email=member_email, invite_code=await invite(client, admin, "trainee"))
-    # Through the web app's cookies and CSRF header, as the admin page does it.
-    async with httpx.AsyncClient(base_url=base_url) as browser:
-        login = await browser.post("/api/auth/login", json={"email": f"admin@{domain}", "password": PASSWORD})
-        assert login.status_code == 200
+    # Through the web app's cookies and CSRF header, as the admin page does it (the admin signs in
+    # through the provider again: the linked account's password was cleared).
+    async with httpx.AsyncClient(base_url=base_url, follow_redirects=False) as browser:
+        assert login_error(await sso_login(browser)) is None
         turned_on = await browser.put("/api/orgs/sso", json={"sso_required": True}, headers=csrf(browser))
     assert turned_on.status_code == 200 and turned_on.json()["sso_required"] is True
     assert await sql.fetchval("SELECT sso_required FROM org_settings WHERE org_id = $1",

@@ -102,8 +102,10 @@ async def test_a_later_login_matches_the_provider_subject_not_the_email(visitor,
         == oidc.user.email
 
 
-async def test_an_existing_password_account_with_the_verified_email_is_linked_not_duplicated(
+async def test_an_existing_password_account_with_the_verified_email_is_linked_and_its_password_logins_end(
         visitor, oidc, sql, base_url):
+    """Linked, not duplicated; but sign-ups verify no email, so the password (which whoever made the
+    account in advance may hold) and every login it opened end at the first provider login."""
     async with httpx.AsyncClient(base_url=base_url) as client:
         account = await signup(client, email=oidc.user.email)
     oidc.user = FakeUser(oidc.user.sub, oidc.user.email.upper())
@@ -114,10 +116,14 @@ async def test_an_existing_password_account_with_the_verified_email_is_linked_no
     assert await sql.fetchval("SELECT count(*) FROM users WHERE lower(email) = lower($1)", oidc.user.email) == 1
     assert await sql.fetchval("SELECT user_id FROM user_identities WHERE subject = $1", oidc.user.sub) \
         == uuid.UUID(account["user"]["id"])
-    async with httpx.AsyncClient(base_url=base_url) as client:  # the password still works
+    async with httpx.AsyncClient(base_url=base_url) as client:
         login = await client.post("/api/auth/login", json={"email": account["user"]["email"],
                                                           "password": "correct horse battery"})
-        assert login.status_code == 200
+        assert login.status_code == 401, "the password was cleared"
+        old_login = await client.get("/api/me", headers={"Authorization": f"Bearer {account['access_token']}"})
+        assert old_login.status_code == 401 and old_login.json()["error"]["code"] == "token_revoked"
+    assert await sql.fetchval("SELECT password_hash FROM users WHERE id = $1", uuid.UUID(account["user"]["id"])) \
+        is None
 
 
 async def test_an_unverified_email_is_neither_linked_nor_used(visitor, oidc, sql, base_url):
