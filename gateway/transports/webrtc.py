@@ -135,15 +135,18 @@ class RtcLink:
             self._peer.track.flush()  # barge-in: what the persona had not said yet is dropped here
         self._send(data)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, *, limited: bool = True) -> None:
         channel = self._channel
         if channel is None or channel.readyState != "open":
-            if len(self._pending) >= MAX_PENDING:
+            # Before the channel exists the queue holds a resume's replay, however long the call
+            # (the connect timeout bounds the wait); after, a channel that stays shut is a client
+            # too far behind.
+            if limited and channel is not None and len(self._pending) >= MAX_PENDING:
                 self.close(TRY_AGAIN, "too far behind; send a new offer with last_seq to resume")
                 return
             self._pending.append(data)
             return
-        if channel.bufferedAmount > MAX_BUFFERED_BYTES:
+        if limited and channel.bufferedAmount > MAX_BUFFERED_BYTES:
             self.close(TRY_AGAIN, "too far behind; send a new offer with last_seq to resume")
             return
         channel.send(data.decode())
@@ -157,10 +160,10 @@ class RtcLink:
         (anything but a normal end) is said first in a `notice` whose code is the close's name."""
         if self.closed:
             return
+        self.closed = True  # first: the notice below must not find the link over a limit and close again
         if code != NORMAL:
             self._send(encode(Notice(session_id=self._peer.session_id, ts=_now_ms(),
-                                     code=CLOSE_CODES.get(code, "closed"), message=reason)))
-        self.closed = True
+                                     code=CLOSE_CODES.get(code, "closed"), message=reason)), limited=False)
         self._peer.finish(f"closed by the server ({code} {reason})")
 
 
@@ -220,6 +223,9 @@ class _Peer:
     def bind(self, call: LiveCall) -> None:
         """The call joined: audio and messages flow into it from now on."""
         self.call = call
+        if self.released or self.link.closed:  # dropped while joining: the call waits the grace as after any drop
+            call.detach_rep(self.link)
+            return
         if self.remote is not None:
             self.spawn(self._pump_audio(self.remote), "audio-in")
         self.spawn(self._read_messages(), "messages")
@@ -386,6 +392,7 @@ class WebRtcPeers:
         self._peers: dict[str, _Peer] = {}
         self._all: set[_Peer] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = {}
         self._endings: set[asyncio.Task[None]] = set()
         self._saved_get_host_addresses = aioice.ice.get_host_addresses
 
@@ -425,33 +432,46 @@ class WebRtcPeers:
             sdp = only_loopback_candidates(sdp)
         key = str(session.id)
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            current = self._peers.get(key)
-            if current is not None and current.live(time.monotonic()):
-                raise ApiError(409, "peer_connected", "this call already has a connected peer; close it (or wait"
-                                                      f" {STALE_AFTER_S} s after it went quiet) before a new offer")
-            peer = _Peer(self, RTCPeerConnection(self._configuration()), session, caller, request)
-            self._all.add(peer)
-            try:
+        # Counted, so the lock is dropped only when no offer holds or awaits it: a woken waiter
+        # that has not acquired it yet must not find a second lock made by a newer offer.
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:
+                current = self._peers.get(key)
+                if current is not None and current.live(time.monotonic()):
+                    raise ApiError(409, "peer_connected", "this call already has a connected peer; close it (or wait"
+                                                          f" {STALE_AFTER_S} s after it went quiet) before a new offer")
+                peer = _Peer(self, RTCPeerConnection(self._configuration()), session, caller, request)
+                self._all.add(peer)
                 try:
-                    await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-                except Exception as exc:  # what aiortc could not negotiate: the offer's problem, said as such
-                    raise ApiError(400, "bad_sdp", f"the offer could not be negotiated: {type(exc).__name__}"
-                                                   f" {exc}"[:300], field="sdp") from None
-                peer.pc.addTrack(peer.track)
-                await peer.pc.setLocalDescription(await peer.pc.createAnswer())
-                start = ClientStart(audio=AudioFormat(sample_rate=16000), last_seq=last_seq)
-                call = await self._calls.connect(caller, session, start, peer.link)
-            except BaseException:
-                await peer.release()
-                raise
-            peer.bind(call)
-            self._peers[key] = peer
-            if current is not None and current is not peer:
-                current.link.closed = True
-                current.spawn(current.release(), "release")
-            description = peer.pc.localDescription
-            return RTCSessionDescription(sdp=description.sdp, type=description.type)
+                    try:
+                        await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                    except Exception as exc:  # what aiortc could not negotiate: the offer's problem, said as such
+                        raise ApiError(400, "bad_sdp", f"the offer could not be negotiated: {type(exc).__name__}"
+                                                       f" {exc}"[:300], field="sdp") from None
+                    peer.pc.addTrack(peer.track)
+                    await peer.pc.setLocalDescription(await peer.pc.createAnswer())
+                    start = ClientStart(audio=AudioFormat(sample_rate=16000), last_seq=last_seq)
+                    call = await self._calls.connect(caller, session, start, peer.link)
+                except BaseException:
+                    joined = self._calls.get(key)
+                    if joined is not None:  # it failed after the call took the link: let the call go on without it
+                        joined.detach_rep(peer.link)
+                    await peer.release()
+                    raise
+                peer.bind(call)
+                self._peers[key] = peer
+                if current is not None and current is not peer:
+                    current.link.closed = True
+                    current.spawn(current.release(), "release")
+                description = peer.pc.localDescription
+                return RTCSessionDescription(sdp=description.sdp, type=description.type)
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key]
+                if key not in self._peers:
+                    self._locks.pop(key, None)
 
     def end_call(self, call: LiveCall, reason: str) -> None:
         """Ends `call` in a task of the process's, not the peer's: a client that closes its peer
@@ -464,9 +484,8 @@ class WebRtcPeers:
         self._all.discard(peer)
         if self._peers.get(peer.session_id) is peer:
             del self._peers[peer.session_id]
-            lock = self._locks.get(peer.session_id)
-            if lock is not None and not lock.locked():
-                del self._locks[peer.session_id]
+            if peer.session_id not in self._lock_users:
+                self._locks.pop(peer.session_id, None)
 
     def resources(self) -> dict[str, int]:
         """What the process holds for WebRTC right now (call it on the app's loop): peers, live

@@ -30,6 +30,8 @@ _MAX_BUFFER_S = 30  # persona audio waiting to go out; the pipeline paces at mos
 _SILENCE = bytes(FRAME_SAMPLES * 2)
 
 
+_REANCHOR_AFTER_S = 0.06  # three frames late
+
 class Pacing:
     """How late the outbound frames went out against their schedule (pure; fed by the track).
 
@@ -100,7 +102,13 @@ class PersonaTrack(MediaStreamTrack):
             due = self._start + self._timestamp / TRACK_RATE
             if due > now:
                 await asyncio.sleep(due - now)
-            self.pacing.record(max(0.0, (time.monotonic() - due) * 1000))
+            late_s = time.monotonic() - due
+            self.pacing.record(max(0.0, late_s * 1000))
+            if late_s > _REANCHOR_AFTER_S:
+                # After a stall, carry on from now rather than send every missed frame at once (a
+                # burst only grows the browser's jitter buffer): the schedule moves, the media
+                # timestamps stay contiguous.
+                self._start += late_s
         size = FRAME_SAMPLES * 2
         if len(self._buffer) >= size:
             chunk = bytes(self._buffer[:size])
