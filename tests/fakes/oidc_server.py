@@ -9,6 +9,8 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +19,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Redirect
+
+from tests.servers import run_asgi
 
 
 @dataclass
@@ -62,6 +66,14 @@ class FakeOidcProvider:
     key: RSAKey = field(default_factory=new_signing_key)
     rogue_key: RSAKey | None = None  # when set, ID tokens are signed with it (never published) instead
     _codes: dict[str, _Pending] = field(default_factory=dict)
+
+
+    @contextmanager
+    def serve(self) -> Iterator[FakeOidcProvider]:
+        """Serves the provider on a loopback port; its issuer is that URL while the block runs."""
+        with run_asgi(self.app()) as url:
+            self.issuer = url
+            yield self
 
     def rotate_key(self) -> None:
         self.key = new_signing_key()

@@ -19,9 +19,7 @@ from tests.servers import run_asgi
 
 @pytest.fixture(scope="module")
 def oidc_server():
-    fake = FakeOidcProvider()
-    with run_asgi(fake.app()) as url:
-        fake.issuer = url
+    with FakeOidcProvider().serve() as fake:
         yield fake
 
 

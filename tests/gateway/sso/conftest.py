@@ -20,9 +20,7 @@ PROVIDER = "fake"
 
 @pytest.fixture(scope="module")
 def oidc_server():
-    fake = FakeOidcProvider()
-    with run_asgi(fake.app()) as url:
-        fake.issuer = url
+    with FakeOidcProvider().serve() as fake:
         yield fake
 
 
