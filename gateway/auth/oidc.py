@@ -201,7 +201,9 @@ class OidcClient:
         if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
             raise SsoFailed("invalid_id_token", f"{self.name}'s ID token has no usable subject")
         email = claims.get("email")
-        verified = claims.get("email_verified") is True or claims.get("email_verified") == "true"
+        # Microsoft Entra sends no email_verified; its optional claim xms_edov says the email's domain
+        # is verified for the tenant (add it in the app's token configuration).
+        verified = any(claims.get(claim) in (True, "true") for claim in ("email_verified", "xms_edov"))
         if isinstance(email, str) and not _EMAIL.fullmatch(email.strip()):
             verified = False  # not an address an account can carry (users.email's own check)
         name = claims.get("name")

@@ -27,7 +27,7 @@ from tests.servers import run_asgi
 class FakeUser:
     sub: str
     email: str | None
-    email_verified: bool = True
+    email_verified: bool | None = True  # None: the token has no email_verified (as Microsoft Entra's)
     name: str = "Sam Sso"
 
 
@@ -84,7 +84,9 @@ class FakeOidcProvider:
         claims: dict[str, Any] = {"iss": self.issuer, "sub": user.sub, "aud": pending.client_id, "iat": now,
                                   "exp": now + 300, "name": user.name}
         if user.email is not None:
-            claims["email"], claims["email_verified"] = user.email, user.email_verified
+            claims["email"] = user.email
+            if user.email_verified is not None:
+                claims["email_verified"] = user.email_verified
         if pending.nonce is not None:
             claims["nonce"] = pending.nonce
         claims.update(self.claim_overrides)

@@ -31,7 +31,10 @@ def oidc_env(fake: FakeOidcProvider) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(module_database_url, oidc_server):
-    settings = make_settings(module_database_url, **oidc_env(oidc_server))
+    # Every test signs in from 127.0.0.1, and callbacks count against the login limits (per address,
+    # and failures per address and provider): raised here so that the module's many sign-ins pass.
+    settings = make_settings(module_database_url, rate_limit_login_address="1000/minute",
+                             rate_limit_login="1000/minute", **oidc_env(oidc_server))
     with run_asgi(serve_app(create_app(settings))) as url:
         yield url
 

@@ -137,6 +137,19 @@ async def test_an_unverified_email_is_neither_linked_nor_used(visitor, oidc, sql
                               uuid.UUID(account["user"]["id"])) == 0
 
 
+async def test_an_entra_style_token_counts_its_email_verified_only_with_xms_edov(visitor, oidc, sql, base_url):
+    """Microsoft Entra sends no email_verified; its optional claim xms_edov vouches for the email."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        account = await signup(client, email=oidc.user.email)
+    oidc.user = FakeUser(oidc.user.sub, oidc.user.email, email_verified=None)
+    assert login_error(await sso_login(visitor)) == "email_unverified"
+    oidc.claim_overrides = {"xms_edov": True}
+    response = await sso_login(visitor)
+    assert login_error(response) is None and response.status_code == 302
+    assert await sql.fetchval("SELECT user_id FROM user_identities WHERE subject = $1", oidc.user.sub) \
+        == uuid.UUID(account["user"]["id"])
+
+
 @pytest.mark.parametrize(
     ("overrides", "code"),
     [
