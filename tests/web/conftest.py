@@ -60,12 +60,16 @@ async def playwright_driver():
         yield driver
 
 
+def fake_microphone_args(wav: Path) -> list[str]:
+    """Chromium's flags for a microphone that plays `wav` once, granted without a prompt."""
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop", "--autoplay-policy=no-user-gesture-required"]
+
+
 @pytest.fixture(scope="module")
 async def browser(playwright_driver, microphone_wav):
-    browser = await playwright_driver.chromium.launch(executable_path=CHROMIUM, args=[
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone_wav}%noloop", "--autoplay-policy=no-user-gesture-required",
-    ])
+    browser = await playwright_driver.chromium.launch(executable_path=CHROMIUM,
+                                                      args=fake_microphone_args(microphone_wav))
     yield browser
     await browser.close()
 

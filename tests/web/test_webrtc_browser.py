@@ -10,7 +10,7 @@ from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import signup, unique_email
 from tests.servers import run_asgi
-from tests.web.conftest import CHROMIUM
+from tests.web.conftest import CHROMIUM, fake_microphone_args
 from tests.web.test_browser import TIMEOUT, log_in
 
 
@@ -25,8 +25,7 @@ def base_url(module_database_url):
 @pytest.fixture(scope="module")
 async def browser(playwright_driver, microphone_wav):
     browser = await playwright_driver.chromium.launch(executable_path=CHROMIUM, args=[
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone_wav}%noloop", "--autoplay-policy=no-user-gesture-required",
+        *fake_microphone_args(microphone_wav),
         # Loopback host candidates (Chromium leaves them out by default); the gateway pairs only those.
         "--allow-loopback-in-peer-connection",
     ])
