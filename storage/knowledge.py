@@ -135,15 +135,11 @@ async def vector_hits(conn: asyncpg.Connection, embedding: Sequence[float], *, m
 
 
 async def text_hits(conn: asyncpg.Connection, query: str, *, source: str | None, limit: int) -> list[ChunkHit]:
-    """Full-text matches of any of the query's words (stemmed; stop words dropped), by ts_rank_cd."""
-    rows = await conn.fetch(
-        """
-        SELECT k.id, k.document_id, k.chunk_index, k.title, k.content, k.source, ts_rank_cd(k.tsv, q) AS rank
-        FROM knowledge_base k,
-             (SELECT nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery AS q) AS query
-        WHERE k.tsv @@ q AND ($2::text IS NULL OR k.source = $2)
-        ORDER BY rank DESC, k.id LIMIT $3
-        """, query, source, limit)
+    """Full-text matches of any of the query's words (stemmed; stop words dropped), by ts_rank_cd.
+    `knowledge_text_hits` (migration 0018) ranks a bounded set of candidates: the chunks of each
+    word found in at most 50 of the chunks the tenant may read, and those with every word; a more
+    common word only counts in the ranking."""
+    rows = await conn.fetch("SELECT * FROM knowledge_text_hits($1, $2, $3)", query, source, limit)
     return [ChunkHit(r["id"], r["document_id"], r["chunk_index"], r["title"], r["content"], r["source"],
                      float(r["rank"])) for r in rows]
 
