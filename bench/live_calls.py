@@ -56,6 +56,13 @@ def breakdown(rows: list[dict]) -> str:
     return ", ".join(parts) + f" ms ({len(rows)} turns)"
 
 
+def core_busy_s(cpu: int) -> float:
+    """Seconds core `cpu` has been busy (anything but idle and iowait), whoever ran there: the
+    gateway shares its core with the embedded Postgres it started."""
+    t = psutil.cpu_times(percpu=True)[cpu]
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 def pct(values, p):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
@@ -386,6 +393,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     parser.add_argument("--profile", type=int, metavar="N", help="only profile the gateway under N calls (py-spy)")
+    parser.add_argument("--calls", type=int, nargs="+", metavar="N", help="only the live-call rows, at these sizes")
     args = parser.parse_args()
     install_uvloop()
     os.sched_setaffinity(0, {CLIENT_CPU})
@@ -401,13 +409,14 @@ def main() -> None:
         provider_ms = 500 + fake_providers.STT_LATENCY_S * 1000 + fake_providers.TTS_LATENCY_S * 1000
         print("\n== live calls, fake remote providers"
               f" (VAD silence 500 ms + STT 150 ms + TTS 150 ms = {provider_ms:.0f} ms floor)")
-        print(f"{'calls':>6} {'v2v p50':>9} {'v2v p95':>9} {'added p95':>10} {'srv CPU':>8} {'MB/call':>8}"
-              f" {'client CPU':>10}")
+        print(f"{'calls':>6} {'v2v p50':>9} {'v2v p95':>9} {'added p95':>10} {'srv CPU':>8} {'core 0':>7}"
+              f" {'MB/call':>8} {'client CPU':>10}")
         baseline_p95 = None
-        sizes = [10, 50] if args.quick else [10, 50, 100, 200, 300]
+        sizes = args.calls or ([10, 50] if args.quick else [10, 50, 100, 200, 300])
         for n in sizes:
             with Gateway(env) as gw:
                 rss0, cpu0, ccpu0, t0 = gw.rss_mb(), gw.cpu_s(), time.process_time(), time.perf_counter()
+                core0 = core_busy_s(SERVER_CPU)
                 peak = {"rss": rss0}
 
                 async def sample(peak=peak):
@@ -425,6 +434,7 @@ def main() -> None:
                 res = asyncio.run(run())
                 wall = time.perf_counter() - t0
                 cpu = (gw.cpu_s() - cpu0) / wall * 100
+                core = (core_busy_s(SERVER_CPU) - core0) / wall * 100  # the gateway and its Postgres
                 ccpu = (time.process_time() - ccpu0) / wall * 100
                 p50, p95 = pct(res["v2v_ms"], 50), pct(res["v2v_ms"], 95)
                 baseline_p95 = baseline_p95 or p95
@@ -433,10 +443,12 @@ def main() -> None:
                     flag += f"  ({res['failed']} calls failed: {res['reasons']})"
                 if res["missing_turns"]:
                     flag += f"  ({res['missing_turns']} turns never answered)"
-                print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% "
+                print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% {core:>6.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))
 
+        if args.calls:
+            return
         print("\n== barge-in (fake providers): first rep speech frame -> persona.audio.end {interrupted}")
         with Gateway(env) as gw:
             rows = asyncio.run(barge_in_round(gw.url, utterance, 5))

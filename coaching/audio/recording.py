@@ -23,12 +23,14 @@ class StereoRecorder:
         self._persona += pcm16k
 
     def rep(self, pcm16k: bytes) -> bytes:
-        left = np.frombuffer(pcm16k, dtype=np.int16)
-        take = min(len(self._persona), len(pcm16k))
-        right = np.zeros(len(left), dtype=np.int16)
-        right[: take // 2] = np.frombuffer(bytes(self._persona[:take]), dtype=np.int16)
-        del self._persona[:take]
-        return np.column_stack((left, right)).astype(np.int16).tobytes()
+        samples = len(pcm16k) // 2
+        stereo = np.zeros(2 * samples, dtype=np.int16)
+        stereo[0::2] = np.frombuffer(pcm16k, dtype=np.int16, count=samples)
+        if self._persona:
+            take = min(len(self._persona), 2 * samples)
+            stereo[1:2 * (take // 2):2] = np.frombuffer(bytes(self._persona[:take]), dtype=np.int16)
+            del self._persona[:take]
+        return stereo.tobytes()
 
     def flush(self) -> bytes:
         if not self._persona:
