@@ -34,12 +34,17 @@ class ScoreRow(msgspec.Struct, frozen=True):
 
 
 class TrendPoint(msgspec.Struct, frozen=True):
-    session_id: uuid.UUID
+    """A scored call: a practice session (`kind` "practice", `persona_name` its buyer) or an
+    uploaded call (`kind` "upload", `upload_id`, `persona_name` its title or file name)."""
+
+    session_id: uuid.UUID | None
     created_at: datetime
     persona_name: str
     overall: float
     passed: bool | None
     dimensions: dict[str, int]
+    kind: str = "practice"
+    upload_id: uuid.UUID | None = None
 
 
 class TeamRow(msgspec.Struct, frozen=True):
@@ -150,25 +155,37 @@ def _dimension_scores(row: asyncpg.Record) -> dict[str, int]:
 
 
 async def rep_trend(conn: asyncpg.Connection, user_id: uuid.UUID, *, limit: int = 20) -> list[TrendPoint]:
-    """The rep's last `limit` scored calls (each call's latest score), oldest first."""
+    """The rep's last `limit` scored calls, practice and uploaded (each call's latest score), oldest first."""
+    dims = ", ".join("sc." + c for c in COLUMNS.values())
     rows = await conn.fetch(
         f"""
         SELECT * FROM (
-            SELECT DISTINCT ON (sc.session_id) sc.session_id, s.created_at,
-                   coalesce(s.persona_snapshot ->> 'name', s.persona_id) AS persona_name, sc.overall::float8 AS overall,
-                   sc.passed, {", ".join("sc." + c for c in COLUMNS.values())}
+            SELECT DISTINCT ON (sc.session_id) sc.session_id, NULL::uuid AS upload_id, 'practice' AS kind,
+                   s.created_at, coalesce(s.persona_snapshot ->> 'name', s.persona_id) AS persona_name,
+                   sc.overall::float8 AS overall, sc.passed, {dims}
             FROM session_scores sc JOIN roleplay_sessions s ON s.id = sc.session_id AND s.deleted_at IS NULL
             WHERE sc.user_id = $1 AND sc.session_id IS NOT NULL
             ORDER BY sc.session_id, sc.created_at DESC
-        ) latest ORDER BY created_at DESC LIMIT $2
+        ) practice
+        UNION ALL
+        SELECT * FROM (
+            SELECT DISTINCT ON (sc.upload_id) NULL::uuid AS session_id, sc.upload_id, 'upload' AS kind,
+                   u.created_at, coalesce(u.title, u.filename) AS persona_name,
+                   sc.overall::float8 AS overall, sc.passed, {dims}
+            FROM session_scores sc JOIN call_uploads u ON u.id = sc.upload_id AND u.deleted_at IS NULL
+            WHERE sc.user_id = $1 AND sc.upload_id IS NOT NULL
+            ORDER BY sc.upload_id, sc.created_at DESC
+        ) uploaded
+        ORDER BY created_at DESC LIMIT $2
         """, user_id, limit)
     return [TrendPoint(r["session_id"], r["created_at"], r["persona_name"], r["overall"], r["passed"],
-                       _dimension_scores(r)) for r in reversed(rows)]
+                       _dimension_scores(r), r["kind"], r["upload_id"]) for r in reversed(rows)]
 
 
 async def team_rollup(conn: asyncpg.Connection, org_id: uuid.UUID, *, days: int) -> list[TeamRow]:
-    """Per member: calls and scored calls in the last `days`, the average overall and per
-    dimension (each call's latest score, averaged per call), and the same for the period before."""
+    """Per member: calls and scored calls in the last `days`, practice and uploaded (an upload
+    counts as a call unless it failed), the average overall and per dimension (each call's latest
+    score, averaged per call), and the same for the period before."""
     averages = ", ".join(f"avg({c}) FILTER (WHERE cur)::float8 AS {c}, avg({c}) FILTER (WHERE NOT cur)::float8 AS"
                          f" prev_{c}" for c in COLUMNS.values())
     rows = await conn.fetch(
@@ -180,15 +197,32 @@ async def team_rollup(conn: asyncpg.Connection, org_id: uuid.UUID, *, days: int)
             FROM session_scores sc JOIN roleplay_sessions s ON s.id = sc.session_id AND s.deleted_at IS NULL
             WHERE sc.org_id = $1 AND s.created_at >= now() - make_interval(days => 2 * $2)
             ORDER BY sc.session_id, sc.created_at DESC
+        ), latest_uploads AS (
+            SELECT DISTINCT ON (sc.upload_id) sc.upload_id, sc.user_id, sc.overall, u.created_at,
+                   u.created_at >= now() - make_interval(days => $2) AS cur,
+                   {", ".join("sc." + c for c in COLUMNS.values())}
+            FROM session_scores sc JOIN call_uploads u ON u.id = sc.upload_id AND u.deleted_at IS NULL
+            WHERE sc.org_id = $1 AND u.created_at >= now() - make_interval(days => 2 * $2)
+            ORDER BY sc.upload_id, sc.created_at DESC
+        ), scored AS (
+            SELECT user_id, overall, cur, {", ".join(COLUMNS.values())} FROM latest
+            UNION ALL
+            SELECT user_id, overall, cur, {", ".join(COLUMNS.values())} FROM latest_uploads
         ), calls AS (
-            SELECT user_id, count(*) AS calls FROM roleplay_sessions
-            WHERE org_id = $1 AND deleted_at IS NULL AND started_at IS NOT NULL
-              AND created_at >= now() - make_interval(days => $2)
+            SELECT user_id, count(*) AS calls FROM (
+                SELECT user_id FROM roleplay_sessions
+                WHERE org_id = $1 AND deleted_at IS NULL AND started_at IS NOT NULL
+                  AND created_at >= now() - make_interval(days => $2)
+                UNION ALL
+                SELECT user_id FROM call_uploads
+                WHERE org_id = $1 AND deleted_at IS NULL AND status <> 'failed'
+                  AND created_at >= now() - make_interval(days => $2)
+            ) every_call
             GROUP BY user_id
         ), per_user AS (
             SELECT user_id, count(*) FILTER (WHERE cur) AS scored, avg(overall) FILTER (WHERE cur)::float8 AS average,
                    {averages}
-            FROM latest GROUP BY user_id
+            FROM scored GROUP BY user_id
         )
         SELECT m.user_id, u.name, u.email, coalesce(c.calls, 0) AS calls, coalesce(p.scored, 0) AS scored,
                p.average, {", ".join(f"p.{c}, p.prev_{c}" for c in COLUMNS.values())}

@@ -62,3 +62,46 @@ async def test_a_rep_uploads_a_call_follows_its_progress_and_reviews_it(pages, b
     await expect(page.locator(".upload-row a")).to_contain_text("Dana discovery")
     await page.locator(".upload-row a").click()
     await expect(page.get_by_role("heading", name="Review: Dana discovery")).to_be_visible()
+
+
+DROP = """async ([selector, bytes, name]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "audio/mpeg" }));
+  const zone = document.querySelector(selector);
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }
+  return transfer;
+}"""
+
+
+async def test_a_recording_dropped_on_the_drop_zone_is_uploaded_and_reviewed(pages, browser_without_microphone,
+                                                                           base_url, tmp_path):
+    rep, buyer, _ = dialogue()
+    path = write_audio(tmp_path / "dropped-call.mp3", mix(rep, buyer), "mp3")
+    async with httpx.AsyncClient(base_url=base_url) as api:
+        account = await signup(api, email=unique_email(), name="Drew Dropper")
+    page = await pages.open(browser_without_microphone, "rep")
+    await log_in(page, account["user"]["email"])
+    await page.get_by_role("link", name="Upload a call").click()
+    await expect(page.get_by_role("heading", name="Upload a call")).to_be_visible()
+
+    transfer = await page.evaluate_handle(DROP, [".drop-zone", list(path.read_bytes()), "dropped-call.mp3"])
+    await transfer.dispose()
+    await expect(page.locator(".chosen-file")).to_contain_text("dropped-call.mp3")
+    await expect(page.locator(".drop-zone")).not_to_have_class(re.compile(r"\bover\b"))
+    await page.get_by_label("Title (optional)").fill("Dropped discovery")
+    await page.get_by_role("button", name="Upload and analyze").click()
+
+    await expect(page.get_by_role("heading", name="Review: Dropped discovery")).to_be_visible(timeout=3 * TIMEOUT)
+    await expect(page.locator(".scorecard .overall-value")).to_be_visible(timeout=TIMEOUT)
+    await expect(page.locator(".upload-transcript .line").first).to_be_visible()
+
+    await page.get_by_role("link", name="Progress").click()
+    row = page.locator(".trend-table tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".badge.upload")).to_have_text("upload")
+    await expect(row).to_contain_text("Dropped discovery")
+    await page.get_by_text("Show the scores as a table").click()
+    await row.locator("a").click()
+    await expect(page.get_by_role("heading", name="Review: Dropped discovery")).to_be_visible()

@@ -39,7 +39,8 @@ export async function progress(root, { account, query }) {
     const when = new Date(t.created_at);
     const sameDay = days.filter((d) => d === days[i]).length > 1;  // several calls a day: tell them apart by time
     return { label: sameDay ? `${days[i]} ${when.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" })}` : days[i],
-             title: `${when.toLocaleString()} with ${t.persona_name}`, values: t.dimensions || {} };
+             title: t.kind === "upload" ? `${when.toLocaleString()}, uploaded: ${t.persona_name}`
+               : `${when.toLocaleString()} with ${t.persona_name}`, values: t.dimensions || {} };
   });
   const chart = trend.length
     ? h("div", { class: "trend-box" },
@@ -50,8 +51,9 @@ export async function progress(root, { account, query }) {
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Call"), h("th", { scope: "col" }, "Buyer"),
             h("th", { scope: "col" }, "Overall"), DIMENSIONS.map(([, label]) => h("th", { scope: "col" }, label)))),
           h("tbody", {}, trend.map((t) => h("tr", {},
-            h("th", { scope: "row" }, h("a", { href: `#/review/${t.session_id}` }, new Date(t.created_at).toLocaleString())),
-            h("td", {}, t.persona_name),
+            h("th", { scope: "row" }, h("a", { href: t.kind === "upload" ? `#/upload-review/${t.upload_id}` : `#/review/${t.session_id}` },
+              new Date(t.created_at).toLocaleString())),
+            h("td", {}, t.kind === "upload" ? [h("span", { class: "badge upload" }, "upload"), ` ${t.persona_name}`] : t.persona_name),
             h("td", {}, `${number(t.overall, 1)}${t.passed === true ? " ✓" : t.passed === false ? " ✗" : ""}`),
             DIMENSIONS.map(([key]) => h("td", {}, number(t.dimensions?.[key]))))))))))
     : h("p", { class: "hint" }, "Scores appear here after a scored call.");

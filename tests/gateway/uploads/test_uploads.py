@@ -233,3 +233,24 @@ async def test_a_job_stopped_mid_transcription_resumes_after_its_last_chunk_on_r
         assert detail["transcript"][-1]["end_ms"] > 80_000
     finally:
         await conn.close()
+
+
+async def test_a_scored_upload_is_in_the_reps_progress_trend_and_counts_in_the_team_rollup(client, team, call,
+                                                                                         tmp_path):
+    rep, buyer, _ = call
+    path = write_audio(tmp_path / "trend.mp3", mix(rep, buyer), "mp3")
+    created = (await upload_file(client, team["rep"], path, title="Trend call")).json()
+    detail = await job_done(client, team["rep"], created["id"])
+    assert detail["status"] == "scored", detail
+    card = (await client.get(f"/api/uploads/{created['id']}/score", headers=bearer(team["rep"]))).json()
+
+    trend = (await client.get("/api/progress", headers=bearer(team["rep"]))).json()["trend"]
+    assert [(t["kind"], t["upload_id"], t["session_id"]) for t in trend] == [("upload", created["id"], None)]
+    assert trend[0]["persona_name"] == "Trend call" and trend[0]["overall"] == card["overall"]
+    assert trend[0]["dimensions"] == {d["key"]: d["score"] for d in card["dimensions"]}
+
+    rollup = (await client.get("/api/team", params={"period": "month"}, headers=bearer(team["coach"]))).json()
+    rows = {r["user_id"]: r for r in rollup["reps"]}
+    mine = rows[team["rep"]["user"]["id"]]
+    assert (mine["calls"], mine["scored"], mine["average"]) == (1, 1, round(card["overall"], 1))
+    assert rows[team["other"]["user"]["id"]]["scored"] == 0
