@@ -195,12 +195,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
                        else MemoryCoordinator(instance_id))
         app.state.feeds = FeedHub(coordinator, pool)
         stack.push_async_callback(app.state.feeds.close)
-        app.state.calls = await stack.enter_async_context(
-            CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds))
-        # After the registry: at shutdown the calls let go of their peers first, then the rest close.
+        calls = CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds)
+        # Before the registry, so it exits after: at shutdown the calls suspend first and tell their
+        # reps `restarting` (a socket's close code, a peer's notice), then the peers close.
         app.state.webrtc = await stack.enter_async_context(WebRtcPeers(
-            pool=pool, calls=app.state.calls, ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
+            pool=pool, calls=calls, ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
             host_addresses=parse_host_addresses(settings.webrtc_host_addresses)))
+        app.state.calls = await stack.enter_async_context(calls)
         app.state.revocations = await stack.enter_async_context(
             RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
         app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))

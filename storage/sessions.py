@@ -17,7 +17,8 @@ __all__ = [
     "EventRow", "SegmentRow", "SessionRow", "append_events", "claim_session", "stale_live_sessions",
     "count_live_sessions", "create_session", "end_session", "enqueue_score", "get_session", "list_events",
     "list_sessions",
-    "list_transcript", "max_seq", "set_recording", "soft_delete_session", "start_session", "recording_enabled",
+    "list_transcript", "max_seq", "set_recording", "set_transport", "soft_delete_session", "start_session",
+    "recording_enabled",
 ]
 
 Status = Literal["created", "live", "ended"]
@@ -134,6 +135,15 @@ async def start_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> date
         "UPDATE roleplay_sessions SET status = 'live', started_at = now(), last_activity_at = now()"
         " WHERE id = $1 AND status = 'created' RETURNING started_at", session_id)
     return started
+
+
+async def set_transport(conn: asyncpg.Connection, session_id: uuid.UUID, transport: str, *, fence: int) -> bool:
+    """Records what carries a browser call now (`websocket` or `webrtc`), while `fence` owns it;
+    a VAPI call's never changes. True when the row changed."""
+    status = await conn.execute(
+        "UPDATE roleplay_sessions SET transport = $2 WHERE id = $1 AND transport <> 'vapi' AND transport <> $2"
+        " AND status = 'live' AND owner_fence = $3", session_id, transport, fence)
+    return status == "UPDATE 1"
 
 
 async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str, *,

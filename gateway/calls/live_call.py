@@ -24,6 +24,7 @@ from coaching.events import (
     PROTOCOL_VERSION,
     AudioFormat,
     Event,
+    PersonaAudioEnd,
     ServerMessage,
     SessionEnded,
     SessionStarted,
@@ -156,6 +157,8 @@ class LiveCall:
                 self.rep.send_text(encode(message if message.ts else msgspec.structs.replace(
                     message, ts=int(time.time() * 1000))))
             return
+        if isinstance(message, PersonaAudioEnd) and message.interrupted and self.rep is not None:
+            self.rep.stop_audio()  # a barge-in silences the persona now; its event waits for the commit
         appended = self.log.append(message)
         self._deliver(appended)
         if appended.latency is not None:

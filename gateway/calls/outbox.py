@@ -39,6 +39,10 @@ class RepChannel(Protocol):
     def send_bytes(self, data: bytes) -> None:
         """Persona audio, 24 kHz mono PCM16."""
 
+    def stop_audio(self) -> None:
+        """The rep barged in: the persona's audio not yet played is dropped (before the
+        interruption's event is durable)."""
+
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Closes after everything queued so far has been sent."""
 
@@ -63,6 +67,10 @@ class Outbox:
 
     def send_bytes(self, data: bytes) -> None:
         self._put(("bytes", data))
+
+    def stop_audio(self) -> None:
+        """Nothing to drop here: the cancelled reply sends no more audio, and the browser stops
+        what it buffered at `persona.audio.end {"interrupted": true}`."""
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Closes after everything queued so far has been sent."""

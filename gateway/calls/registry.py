@@ -99,13 +99,25 @@ class CallRegistry:
                 call.pipeline.set_input_rate(start.audio.sample_rate)
                 call.attach_rep(outbox, after_seq=after_seq, older=await self._older_events(call, after_seq))
                 await call.announce(resumed=True)
+                await self._record_transport(call, outbox.transport)
                 return call
             call, fresh = await self._take(caller, session, after_seq)
             call.attach_rep(outbox, after_seq=after_seq, older=await self._older_events(call, after_seq))
             await call.open(input_rate_hz=start.audio.sample_rate, greet=fresh)
             await call.announce(resumed=not fresh)
+            await self._record_transport(call, outbox.transport)
             await self.leases.present([call])
             return call
+
+    async def _record_transport(self, call: LiveCall, transport: str) -> None:
+        """The session row says what carries the call now (its history shows it); the call goes on
+        if the write fails."""
+        try:
+            async with tenant_tx(self._pool, call.tenant) as conn:
+                await sessions.set_transport(conn, call.session.id, transport, fence=call.fence)
+        except Exception as exc:  # Postgres unreachable: the row keeps the previous transport
+            log.warning("could not record a call's transport", extra={"session_id": call.session_id,
+                                                                      "error": type(exc).__name__})
 
     async def _take(self, caller: Caller, session: sessions.SessionRow, after_seq: int) -> tuple[LiveCall, bool]:
         """Takes the call's lease and builds the call here (new, or rebuilt from its log)."""

@@ -58,7 +58,7 @@ STALE_AFTER_S = 5  # a connected peer heard nothing from (no audio, no message) 
 BAD_MESSAGE_BUDGET = 20  # as on the live socket
 MAX_PENDING = 4000  # frames waiting for the data channel to open; past that the rep is closed (1013)
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024  # unsent data channel bytes before the rep counts as too far behind
-_INTERRUPTED = b'"interrupted":true'
+FINISH_TIMEOUT_S = 3  # a server-side close: up to 2 s to drain the channel, then 1 s for the client to close
 
 
 def check_offer(sdp: str) -> SessionDescription:
@@ -129,11 +129,8 @@ class RtcLink:
             self._send(frame)
 
     def send_text(self, data: bytes) -> None:
-        if self.closed:
-            return
-        if data.startswith(b'{"type":"persona.audio.end"') and _INTERRUPTED in data:
-            self._peer.track.flush()  # barge-in: what the persona had not said yet is dropped here
-        self._send(data)
+        if not self.closed:
+            self._send(data)
 
     def _send(self, data: bytes, *, limited: bool = True) -> None:
         channel = self._channel
@@ -154,6 +151,11 @@ class RtcLink:
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
             self._peer.track.feed(data)
+
+    def stop_audio(self) -> None:
+        """A barge-in, as soon as the call decides it: the browser plays only the track, so what
+        the persona had not said yet is dropped here (the socket's browser drops its own buffer)."""
+        self._peer.track.flush()
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Ends the peer connection once what was sent went out. A close the client must act on
@@ -180,8 +182,12 @@ class _Peer:
         self.inbound: InboundAudio | None = None
         self.remote: MediaStreamTrack | None = None
         self.created = self.last_heard = time.monotonic()
-        self.connected = asyncio.Event()
+        self.connected = asyncio.Event()  # the peer connection is up
+        self.channel_open = asyncio.Event()  # and so is its `events` data channel
+        self._events_channel = False
         self.released = False
+        self._release: asyncio.Future[None] | None = None
+        self.finishing: asyncio.Task[None] | None = None  # the server's close, letting the channel drain
         self.tasks: set[asyncio.Task[None]] = set()
         self._messages: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._bad = 0
@@ -196,15 +202,26 @@ class _Peer:
             self.remote = track
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
-        if channel.label != EVENTS_LABEL:
+        if channel.label != EVENTS_LABEL or self._events_channel:
+            # Refused: closed at once, and said on the events channel (queued until it opens).
+            label = channel.label[:100]
+            why = (f"a second {EVENTS_LABEL!r} channel" if channel.label == EVENTS_LABEL
+                   else f"the data channel {label!r}: only {EVENTS_LABEL!r} is used")
+            log.info("webrtc data channel refused", extra={"session_id": self.session_id, "label": label})
             channel.close()
+            self._notice("bad_channel", f"closed {why}")
             return
+        self._events_channel = True
         channel.on("message", self._messages.put_nowait)
         channel.on("close", lambda: self._dropped("the data channel closed"))
         if channel.readyState == "open":
-            self.link.attach(channel)
+            self._attach(channel)
         else:
-            channel.on("open", lambda: self.link.attach(channel))
+            channel.on("open", lambda: self._attach(channel))
+
+    def _attach(self, channel: RTCDataChannel) -> None:
+        self.link.attach(channel)
+        self.channel_open.set()
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -215,10 +232,11 @@ class _Peer:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=f"webrtc-{name}-{self.session_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def bind(self, call: LiveCall) -> None:
         """The call joined: audio and messages flow into it from now on."""
@@ -239,15 +257,21 @@ class _Peer:
         and heard from lately. A new offer for the call is refused (409) while it does."""
         if self.released or self.link.closed:
             return False
-        if not self.connected.is_set():
+        if not (self.connected.is_set() and self.channel_open.is_set()):
             return now - self.created < CONNECT_TIMEOUT_S
         return self.pc.connectionState == "connected" and now - self.last_heard < STALE_AFTER_S
 
     async def _watch_connect(self) -> None:
+        """A peer without its `events` channel cannot carry the call (the SDP names no labels, so
+        the offer could not tell): like one that never connects, it is a drop at the timeout."""
         try:
-            await asyncio.wait_for(self.connected.wait(), CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(self._up(), CONNECT_TIMEOUT_S)
         except TimeoutError:
-            self._dropped(f"not connected within {CONNECT_TIMEOUT_S} s")
+            self._dropped(f"not connected with an {EVENTS_LABEL!r} data channel within {CONNECT_TIMEOUT_S} s")
+
+    async def _up(self) -> None:
+        await self.connected.wait()
+        await self.channel_open.wait()
 
     async def _pump_audio(self, track: MediaStreamTrack) -> None:
         inbound = self.inbound = InboundAudio()
@@ -326,11 +350,11 @@ class _Peer:
 
     def finish(self, cause: str) -> None:
         """The server closes: let the data channel send what it holds, then close."""
-        self.spawn(self._finish(cause), "finish")
+        self.finishing = self.spawn(self._finish(cause), "finish")
 
     async def _finish(self, cause: str) -> None:
         channel = self.link.channel
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + FINISH_TIMEOUT_S - 1
         while channel is not None and channel.readyState == "open" and channel.bufferedAmount > 0:
             if time.monotonic() > deadline:
                 break
@@ -347,19 +371,21 @@ class _Peer:
             await asyncio.sleep(0.05)
 
     async def release(self) -> None:
-        """Closes the connection and lets go of its tracks, decoder and tasks."""
-        if self.released:
-            return
+        """Closes the connection and lets go of its tracks, decoder and tasks; every caller waits
+        until that is done (the app's shutdown too, while a drop's release is under way)."""
+        if self._release is None:
+            self._release = asyncio.ensure_future(self._let_go())
+        await asyncio.shield(self._release)
+
+    async def _let_go(self) -> None:
         self.released = True
         self.link.closed = True
         pacing = self.track.pacing
         log.info("webrtc peer released", extra={
             "session_id": self.session_id, "frames_out": pacing.frames, "frames_late": pacing.slipped,
             "max_late_ms": round(pacing.max_late_ms, 1), "frames_in": self.inbound.frames if self.inbound else 0})
-        current = asyncio.current_task()
         for task in list(self.tasks):
-            if task is not current:
-                task.cancel()
+            task.cancel()  # the release runs in a task of its own, never one of these
         self.track.stop()
         if self.remote is not None:
             self.remote.stop()
@@ -407,6 +433,11 @@ class WebRtcPeers:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await asyncio.gather(*self._endings, return_exceptions=True)
+        # The registry exited first: its suspended calls closed their links with `restarting`, and
+        # each such peer lets its channel drain before it closes (bounded by `_finish`).
+        finishing = [peer.finishing for peer in self._all if peer.finishing is not None]
+        if finishing:
+            await asyncio.wait(finishing, timeout=FINISH_TIMEOUT_S + 1)
         await asyncio.gather(*(peer.release() for peer in list(self._all)), return_exceptions=True)
         if self._host_addresses:
             aioice.ice.get_host_addresses = self._saved_get_host_addresses

@@ -61,9 +61,10 @@ class Microphone(MediaStreamTrack):
 
 
 class RtcClient:
-    def __init__(self, base_url: str, session_id: str, auth: dict) -> None:
+    def __init__(self, base_url: str, session_id: str, auth: dict, *,
+                 configuration: RTCConfiguration | None = None) -> None:
         self.base_url, self.session_id, self.auth = base_url, session_id, auth
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.mic = Microphone()
         self.events: list[dict[str, Any]] = []
         self.audio = bytearray()  # the persona's track, 48 kHz mono s16 (downmixed)
@@ -150,6 +151,15 @@ class RtcClient:
 
     def numbered(self) -> list[dict]:
         return [e for e in self.events if "seq" in e]
+
+    def go_silent(self) -> None:
+        """The network goes away under the client (no close, no goodbye): every UDP socket of its
+        ICE agent stops sending and drops what it receives, so the gateway's consent checks go
+        unanswered."""
+        transport = self.pc.sctp.transport.transport  # SCTP -> DTLS -> ICE (one bundled transport)
+        for protocol in transport.iceGatherer._connection._protocols:
+            protocol.transport.sendto = lambda *args, **kwargs: None
+            protocol.datagram_received = lambda *args, **kwargs: None
 
     async def close(self) -> None:
         await self.pc.close()

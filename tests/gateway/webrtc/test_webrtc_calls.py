@@ -4,15 +4,18 @@ scripted persona, real Postgres."""
 
 import asyncio
 
+import asyncpg
 import numpy as np
 import pytest
 
 from tests.fixtures.speech import silence, speech_pcm, word_error_rate
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup, unique_email
+from tests.gateway.live_client import LiveClient
 from tests.gateway.webrtc.conftest import RESUME_GRACE_S
 from tests.gateway.webrtc.rtc_client import RtcClient
 
-QUESTION = "How does your month end close process work today?"
+# Long enough that one misheard word is not a fifth of the words (WER is a rate, not a match).
+QUESTION = "How does your finance team run the month end close process today, and how long does it take?"
 
 
 @pytest.fixture
@@ -172,4 +175,71 @@ async def test_closing_only_the_data_channel_is_a_drop_that_ends_the_call_after_
     call.channel.close()
     detail = await ended_detail(client, rep, session_id, timeout=RESUME_GRACE_S + 20)
     assert detail["end_reason"] == "client_disconnected"
+    await call.close()
+
+
+async def test_the_stored_session_says_which_transport_carries_the_call(base_url, client, rep):
+    response = await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(rep))
+    session_id = response.json()["id"]
+    assert response.json()["transport"] == "websocket"
+    call = await RtcClient(base_url, session_id, rep).connect(client)
+    await call.wait_for(lambda e: e["type"] == "session.started")
+
+    async def stored_transport():
+        detail = (await client.get(f"/api/sessions/{session_id}", headers=bearer(rep))).json()
+        listed = (await client.get("/api/sessions", params={"status": "live"}, headers=bearer(rep))).json()["items"]
+        return detail["transport"], [s["transport"] for s in listed if s["id"] == session_id]
+
+    assert await stored_transport() == ("webrtc", ["webrtc"])
+    last_seq = call.numbered()[-1]["seq"]
+    await call.close()  # a drop; the rep comes back on the socket
+    socket = await eventually(lambda: _resumed_on_socket(base_url, session_id, rep, last_seq), timeout=10)
+    assert await stored_transport() == ("websocket", ["websocket"])
+    await socket.send({"type": "end"})
+    await socket.wait_for(lambda e: e["type"] == "session.ended")
+    await socket.wait_closed()
+    history = (await client.get("/api/sessions", headers=bearer(rep))).json()["items"]
+    assert [s["transport"] for s in history if s["id"] == session_id] == ["websocket"]
+
+
+async def _resumed_on_socket(base_url, session_id, auth, last_seq):
+    socket = await LiveClient(base_url, session_id, auth["access_token"]).open(last_seq=last_seq)
+    try:
+        await socket.wait_for(lambda e: e["type"] == "session.started", timeout=10)
+    except AssertionError:
+        return None
+    return socket
+
+
+async def test_a_barge_in_silences_the_track_at_once_but_its_event_waits_for_the_commit(
+        base_url, client, rep, module_database_url):
+    session_id, call = await open_call(base_url, client, rep)
+    await call.greeting()
+    mark = len(call.events)
+    call.send({"type": "text", "text": "Before we start, how much budget do you have for this?"})
+    reply = await call.wait_for(lambda e: e["type"] == "persona.reply", after=mark)
+    await call.wait_for(lambda e: e["type"] == "persona.audio.start", after=mark)
+    await call.wait_audio(call.voiced_ms() / 1000 + 1.0)  # the reply is playing, ~300 ms buffered ahead
+    db = await asyncpg.connect(module_database_url)
+    hold = db.transaction()
+    await hold.start()
+    # The session's row locked: none of the call's events can commit until the hold is let go.
+    await db.execute("SELECT id FROM roleplay_sessions WHERE id = $1::uuid FOR UPDATE", session_id)
+    try:
+        before = call.voiced_ms()
+        # A typed turn of spaces interrupts the persona and asks nothing (empty turns are dropped),
+        # so no new reply's voice can follow.
+        call.send({"type": "text", "text": " "})
+        await asyncio.sleep(1.5)
+        after_ms = call.voiced_ms() - before
+        print(f"persona audio after the barge-in: {after_ms:.0f} ms")
+        assert after_ms <= 200, f"{after_ms} ms of the persona still played after the barge-in"
+        assert not [e for e in call.events[mark:] if e["type"] == "persona.audio.end"], \
+            "the interruption's event reached the client before it was durable"
+    finally:
+        await hold.rollback()
+        await db.close()
+    end = await call.wait_for(lambda e: e["type"] == "persona.audio.end" and e["reply_id"] == reply["reply_id"],
+                              after=mark)
+    assert end["interrupted"] is True
     await call.close()

@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from gateway.transports import webrtc
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup, unique_email
+from tests.gateway.webrtc.conftest import RESUME_GRACE_S
 from tests.gateway.webrtc.rtc_client import RtcClient
 
 
@@ -154,3 +156,53 @@ async def test_a_finished_call_releases_its_tracks_decoders_and_tasks(base_url, 
     after = await eventually(released, timeout=15)
     assert after, f"still held after the call: {server_resources()} (before: {before})"
     await asyncio.sleep(0)
+
+
+async def test_a_data_channel_not_labelled_events_is_closed_and_the_call_goes_on(base_url, client, rep):
+    session_id = await new_session(client, rep)
+    call = RtcClient(base_url, session_id, rep)
+    sidecar = call.pc.createDataChannel("sidecar")
+    closed = asyncio.Event()
+    sidecar.on("close", closed.set)
+    await call.connect(client)
+    await asyncio.wait_for(closed.wait(), 10)
+    notice = await call.wait_for(lambda e: e["type"] == "notice")
+    assert notice["code"] == "bad_channel" and "sidecar" in notice["message"], notice
+    call.send({"type": "ping"})
+    await call.wait_for(lambda e: e["type"] == "pong")
+    assert call.channel.readyState == "open", "the events channel stays open"
+    call.send({"type": "end"})
+    await call.wait_for(lambda e: e["type"] == "session.ended")
+    await call.close()
+
+
+async def test_a_peer_that_never_opens_the_events_channel_is_a_drop_at_the_connect_timeout(
+        base_url, client, rep, monkeypatch, server_resources):
+    monkeypatch.setattr(webrtc, "CONNECT_TIMEOUT_S", 3)  # the server runs in this process
+    before = server_resources()
+    session_id = await new_session(client, rep)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio", direction="recvonly")
+    wrong = pc.createDataChannel("chat")  # SDP has no labels: the offer cannot be told from a good one
+    closed = asyncio.Event()
+    wrong.on("close", closed.set)
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await client.post(offer_url(session_id), json={"sdp": pc.localDescription.sdp, "type": "offer"},
+                                 headers=bearer(rep))
+    assert response.status_code == 200, response.text
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.json()["sdp"], type="answer"))
+    await asyncio.wait_for(closed.wait(), 10)
+
+    async def ended():
+        detail = (await client.get(f"/api/sessions/{session_id}", headers=bearer(rep))).json()
+        return detail if detail["status"] == "ended" else None
+
+    detail = await eventually(ended, timeout=RESUME_GRACE_S + 20, interval=0.5)
+    assert detail["end_reason"] == "client_disconnected"
+
+    async def released():
+        now = server_resources()
+        return now if all(now[k] <= before[k] for k in now) else None
+
+    assert await eventually(released, timeout=15), f"still held: {server_resources()} (before: {before})"
+    await pc.close()
