@@ -23,16 +23,23 @@ RECORD_STAGES = """() => {
 }"""
 
 
-async def test_a_rep_uploads_a_call_follows_its_progress_and_reviews_it(pages, browser_without_microphone, base_url,
-                                                                       tmp_path):
+async def _rep_on_the_upload_page(pages, browser, base_url, path, name):
+    """A synthesized two-voice MP3 call at `path`, and a new rep logged in on the upload page."""
     rep, buyer, _ = dialogue()
-    path = write_audio(tmp_path / "dana-call.mp3", mix(rep, buyer), "mp3")
+    path = write_audio(path, mix(rep, buyer), "mp3")
     async with httpx.AsyncClient(base_url=base_url) as api:
-        account = await signup(api, email=unique_email(), name="Uma Upload")
-    page = await pages.open(browser_without_microphone, "rep")
+        account = await signup(api, email=unique_email(), name=name)
+    page = await pages.open(browser, "rep")
     await log_in(page, account["user"]["email"])
     await page.get_by_role("link", name="Upload a call").click()
     await expect(page.get_by_role("heading", name="Upload a call")).to_be_visible()
+    return path, page
+
+
+async def test_a_rep_uploads_a_call_follows_its_progress_and_reviews_it(pages, browser_without_microphone, base_url,
+                                                                       tmp_path):
+    path, page = await _rep_on_the_upload_page(pages, browser_without_microphone, base_url,
+                                               tmp_path / "dana-call.mp3", "Uma Upload")
     await page.evaluate(RECORD_STAGES)
     await page.locator("#upload-file").set_input_files(str(path))
     await expect(page.locator(".chosen-file")).to_contain_text("dana-call.mp3")
@@ -77,14 +84,8 @@ DROP = """async ([selector, bytes, name]) => {
 
 async def test_a_recording_dropped_on_the_drop_zone_is_uploaded_and_reviewed(pages, browser_without_microphone,
                                                                            base_url, tmp_path):
-    rep, buyer, _ = dialogue()
-    path = write_audio(tmp_path / "dropped-call.mp3", mix(rep, buyer), "mp3")
-    async with httpx.AsyncClient(base_url=base_url) as api:
-        account = await signup(api, email=unique_email(), name="Drew Dropper")
-    page = await pages.open(browser_without_microphone, "rep")
-    await log_in(page, account["user"]["email"])
-    await page.get_by_role("link", name="Upload a call").click()
-    await expect(page.get_by_role("heading", name="Upload a call")).to_be_visible()
+    path, page = await _rep_on_the_upload_page(pages, browser_without_microphone, base_url,
+                                               tmp_path / "dropped-call.mp3", "Drew Dropper")
 
     transfer = await page.evaluate_handle(DROP, [".drop-zone", list(path.read_bytes()), "dropped-call.mp3"])
     await transfer.dispose()

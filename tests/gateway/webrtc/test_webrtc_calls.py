@@ -97,13 +97,19 @@ async def test_typed_turns_ping_and_end_take_the_socket_path_and_persist(base_ur
     await call.close()
 
 
-async def test_barge_in_over_webrtc_interrupts_the_persona(base_url, client, rep):
-    _, call = await open_call(base_url, client, rep)
+async def _persona_answering_a_typed_question(call):
+    """After the greeting, a typed question whose spoken reply has begun: (mark, persona.reply)."""
     await call.greeting()
     mark = len(call.events)
     call.send({"type": "text", "text": "Before we start, how much budget do you have for this?"})
     reply = await call.wait_for(lambda e: e["type"] == "persona.reply", after=mark)
     await call.wait_for(lambda e: e["type"] == "persona.audio.start", after=mark)
+    return mark, reply
+
+
+async def test_barge_in_over_webrtc_interrupts_the_persona(base_url, client, rep):
+    _, call = await open_call(base_url, client, rep)
+    mark, reply = await _persona_answering_a_typed_question(call)
     heard = call.voiced_ms()
     await call.wait_audio(heard / 1000 + 1.0)  # a second of the reply was heard on the track
     call.mic.say(speech_pcm("Sorry, let me stop you there.") + silence(900))
@@ -214,11 +220,7 @@ async def _resumed_on_socket(base_url, session_id, auth, last_seq):
 async def test_a_barge_in_silences_the_track_at_once_but_its_event_waits_for_the_commit(
         base_url, client, rep, module_database_url):
     session_id, call = await open_call(base_url, client, rep)
-    await call.greeting()
-    mark = len(call.events)
-    call.send({"type": "text", "text": "Before we start, how much budget do you have for this?"})
-    reply = await call.wait_for(lambda e: e["type"] == "persona.reply", after=mark)
-    await call.wait_for(lambda e: e["type"] == "persona.audio.start", after=mark)
+    mark, reply = await _persona_answering_a_typed_question(call)
     await call.wait_audio(call.voiced_ms() / 1000 + 1.0)  # the reply is playing, ~300 ms buffered ahead
     db = await asyncpg.connect(module_database_url)
     hold = db.transaction()
