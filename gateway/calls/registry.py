@@ -105,8 +105,8 @@ class CallRegistry:
             call.attach_rep(outbox, after_seq=after_seq, older=await self._older_events(call, after_seq))
             await call.open(input_rate_hz=start.audio.sample_rate, greet=fresh)
             await call.announce(resumed=not fresh)
+            await self.leases.present([call])  # in the live list as soon as the rep hears it started
             await self._record_transport(call, outbox.transport)
-            await self.leases.present([call])
             return call
 
     async def _record_transport(self, call: LiveCall, transport: str) -> None:
