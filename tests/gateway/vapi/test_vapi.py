@@ -222,7 +222,8 @@ async def test_a_scripted_vapi_call_ends_in_one_session_with_one_report_and_a_co
     assert finals == [("rep", "How does your month end close work today?"),
                       ("persona", "It takes us eight days and the team hates it.")]
     assert any(e["type"] == "persona.audio.end" and e["interrupted"] for e in events)
-    assert numbered(watch.events) == events, "the coach saw every event live, in order"
+    call_events = [e for e in events if e["type"] != "score.ready"]  # appended after the watch closed
+    assert numbered(watch.events) == call_events, "the coach saw every event live, in order"
     rep_final = await rep_page.wait_for(lambda e: e["type"] == "session.ended")
     assert rep_final["reason"] == "customer-ended-call"
 
