@@ -218,7 +218,17 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
     if kept:
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
                            list({session_id for session_id, _ in kept}))
+    # The call's end commits with its `session.ended`: a client that has the event finds the
+    # session ended (and its scoring queued), never still live.
+    for session_id, fence, e in entries:
+        if e.type == "session.ended" and current.get(session_id, fence) <= fence:
+            reason = msgspec.json.decode(e.frame, type=_EndedFrame).reason
+            await end_session(conn, session_id, reason, fence=None if locked else fence)
     return {s for s, fence, _ in entries if current.get(s, fence) > fence}
+
+
+class _EndedFrame(msgspec.Struct):
+    reason: str
 
 
 async def stale_live_sessions(conn: asyncpg.Connection, silent_for_s: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
