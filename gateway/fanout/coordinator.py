@@ -15,10 +15,20 @@ from typing import Protocol
 
 from coaching.session_log import LogEntry
 
-__all__ = ["CommandHandler", "Coordinator", "StreamEntry", "owner_of"]
+__all__ = ["ENDED_STREAM_TTL_S", "CommandHandler", "Coordinator", "StreamEntry", "owner_of", "stream_lifetime_s"]
 
 
 StreamEntry = LogEntry  # seq, type and frame travel on the bus (a final's segment does not)
+
+# A stream lives an hour after its last event while the call runs; once `session.ended` is on it,
+# a minute, for the watchers still reading it. A watcher that joins later reads Postgres first
+# (feeds.py), so nothing needs the stream then; keeping it would hold every ended call's events
+# in memory (the in-process bus) or in Redis for an hour.
+ENDED_STREAM_TTL_S = 60
+
+
+def stream_lifetime_s(entries: Sequence[StreamEntry], running_ttl_s: float) -> float:
+    return ENDED_STREAM_TTL_S if any(e.type == "session.ended" for e in entries) else running_ttl_s
 
 
 CommandHandler = Callable[[bytes], Awaitable[None]]

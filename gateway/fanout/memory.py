@@ -7,7 +7,7 @@ import collections
 import time
 from collections.abc import Callable, Sequence
 
-from gateway.fanout.coordinator import CommandHandler, StreamEntry
+from gateway.fanout.coordinator import CommandHandler, StreamEntry, stream_lifetime_s
 
 __all__ = ["MemoryCoordinator"]
 
@@ -30,14 +30,17 @@ class MemoryCoordinator:
         self._clock = clock
         self._maxlen, self._stream_ttl = stream_maxlen, stream_ttl_s
         self._streams: dict[str, _Stream] = {}
+        self._next_sweep = 0.0
         self._leases: dict[str, tuple[str, float]] = {}
         self._presence: dict[str, dict[str, tuple[bytes, float]]] = collections.defaultdict(dict)
         self._handler: CommandHandler | None = None
 
     def _stream(self, session_id: str) -> _Stream:
         now = self._clock()
-        for key in [k for k, s in self._streams.items() if s.expires < now]:
-            del self._streams[key]  # as a Redis stream's key expires an hour after its last event
+        if now >= self._next_sweep:  # at most once a second: thousands of streams, many calls
+            self._next_sweep = now + 1.0
+            for key in [k for k, s in self._streams.items() if s.expires < now]:
+                del self._streams[key]  # as a Redis stream's key expires after its last event
         stream = self._streams.get(session_id)
         if stream is None:
             stream = self._streams[session_id] = _Stream(self._maxlen)
@@ -59,7 +62,7 @@ class MemoryCoordinator:
         stream = self._stream(session_id)
         last = stream.entries[-1].seq if stream.entries else 0
         stream.entries.extend(e for e in entries if e.seq > last)
-        stream.expires = self._clock() + self._stream_ttl
+        stream.expires = self._clock() + stream_lifetime_s(entries, self._stream_ttl)
         async with stream.changed:
             stream.changed.notify_all()
         return True

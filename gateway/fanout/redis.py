@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from gateway.fanout.coordinator import CommandHandler, StreamEntry
+from gateway.fanout.coordinator import CommandHandler, StreamEntry, stream_lifetime_s
 
 __all__ = ["RedisCoordinator"]
 
@@ -91,7 +91,7 @@ class RedisCoordinator:
         self._release = client.register_script(_RELEASE)
 
     async def publish(self, session_id: str, token: str, entries: Sequence[StreamEntry], ttl_ms: int) -> bool:
-        args: list = [token, ttl_ms, self._maxlen, self._stream_ttl]
+        args: list = [token, ttl_ms, self._maxlen, int(stream_lifetime_s(entries, self._stream_ttl))]
         for entry in entries:
             args += [f"{entry.seq}-0", entry.type, entry.frame]
         return bool(await self._publish(keys=[_key(session_id, "lease"), _key(session_id, "events")], args=args))

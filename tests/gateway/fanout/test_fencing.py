@@ -123,3 +123,32 @@ async def test_postgres_drops_the_rows_of_an_owner_whose_fence_was_overtaken(app
     assert [(r["seq"], r["payload"]) for r in rows] == [(1, '{"type": "session.started"}'), (2, '{"who": "new"}')]
     assert [r["segment_id"] for r in await db.fetch(
         "SELECT segment_id FROM transcript_segments WHERE session_id = $1", session)] == ["s-new"]
+
+
+async def test_an_ended_calls_stream_is_let_go_a_minute_after_its_end_in_the_in_process_bus():
+    clock = FakeClock()
+    bus = MemoryCoordinator("a", clock=clock)
+    ended, running = str(uuid.uuid4()), str(uuid.uuid4())
+    for session in (ended, running):
+        assert await bus.publish(session, "a|1", [StreamEntry(1, "session.started", b"1")], 1000)
+    assert await bus.publish(ended, "a|1", [StreamEntry(2, "session.ended", b"2")], 1000)
+    await clock.elapse(30)
+    assert [e.seq for e in await bus.read(ended, 0, block_ms=0)] == [1, 2], "watchers still reading finish"
+    await clock.elapse(32)
+    assert await bus.read(ended, 0, block_ms=0) == [], "later watchers read Postgres instead"
+    assert [e.seq for e in await bus.read(running, 0, block_ms=0)] == [1], "a running call's stays for the hour"
+
+
+async def test_an_ended_calls_stream_expires_a_minute_after_its_end_in_redis():
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        bus = RedisCoordinator(client, "a")
+        session = str(uuid.uuid4())
+        key = f"sparring:call:{session}:events"
+        assert await bus.publish(session, "a|1", [StreamEntry(1, "session.started", b"1")], 1000)
+        assert 3000 < await client.ttl(key) <= 3600
+        assert await bus.publish(session, "a|1", [StreamEntry(2, "session.ended", b"2")], 1000)
+        assert 0 < await client.ttl(key) <= 60
+        await client.delete(key, f"sparring:call:{session}:lease")
+    finally:
+        await client.aclose()
