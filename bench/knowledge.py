@@ -132,7 +132,9 @@ async def load(dsn: str, vectors: np.ndarray, texts: list[str], org: uuid.UUID, 
     await conn.execute("CREATE INDEX knowledge_base_minilm_idx ON knowledge_base USING hnsw"
                        " ((embedding::vector(384)) vector_cosine_ops) WHERE embedding_model = 'all-MiniLM-L6-v2'")
     print(f"HNSW index over {len(vectors):,} rows built in {time.monotonic() - started:.1f} s")
-    await conn.execute("ANALYZE knowledge_base")
+    # As autovacuum does within a minute of a bulk load: a search timed before it pays for setting
+    # every visited row's hint bits and finds no visibility map (twice the hybrid p95 here).
+    await conn.execute("VACUUM (ANALYZE) knowledge_base")
     await conn.close()
     return np.array([o == org for o in owners])
 
@@ -153,6 +155,13 @@ async def search_bench(dsn: str, vectors: np.ndarray, topics: np.ndarray, texts:
         for q, question in zip(qs[:20], questions[:20], strict=True):
             embedder.next = q.tolist()
             await knowledge.search(conn, question)
+    first_pass: list[float] = []
+    for q, question in zip(qs, questions, strict=True):  # first pass: most pages not yet in shared buffers
+        embedder.next = q.tolist()
+        async with tenant_tx(pool, tenant) as conn:
+            started = time.perf_counter()
+            await knowledge.search(conn, question)
+            first_pass.append((time.perf_counter() - started) * 1000)
     for q, question in zip(qs, questions, strict=True):
         embedder.next = q.tolist()
         async with tenant_tx(pool, tenant) as conn:  # as the API: GET /api/knowledge/search, limit 5
@@ -169,7 +178,9 @@ async def search_bench(dsn: str, vectors: np.ndarray, topics: np.ndarray, texts:
         recalls.append(len(expected & {h.text for h in hits}) / 10)
     await pool.close()
     recall = float(np.mean(recalls))
-    print(f"hybrid search over {len(vectors):,} chunks, {queries} queries: p50 {pct(hybrid, 50):.2f} ms,"
+    print(f"hybrid search over {len(vectors):,} chunks, {queries} queries, first pass (buffers filling): p50"
+          f" {pct(first_pass, 50):.2f} ms, p95 {pct(first_pass, 95):.2f} ms")
+    print(f"hybrid search over {len(vectors):,} chunks, {queries} queries, warm: p50 {pct(hybrid, 50):.2f} ms,"
           f" p95 {pct(hybrid, 95):.2f} ms (target <= {TARGET_P95_MS})")
     print(f"vector search alone: p50 {pct(vector, 50):.2f} ms, p95 {pct(vector, 95):.2f} ms,"
           f" recall@10 {recall:.3f} (target >= {TARGET_RECALL})")

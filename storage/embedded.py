@@ -52,6 +52,30 @@ def _forget_dead_handles(data_dir: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+# initdb's defaults (128 MB of buffers) are sized for a shared host. The knowledge base's chunks,
+# HNSW and text indexes alone pass 400 MB at 100,000 chunks (bench/knowledge.py), so they fit in
+# the buffers rather than being copied in from the OS cache page by page. Buffers are memory the
+# server touches as it uses them, not reserved up front. Appended once to postgresql.conf (the
+# last setting wins); a server already running takes them at its next start.
+_SETTINGS_MARK = "# sparring: embedded server settings"
+SETTINGS = {
+    "shared_buffers": "'768MB'",
+    "effective_cache_size": "'2GB'",
+    "maintenance_work_mem": "'256MB'",  # HNSW builds and re-embeds
+    "work_mem": "'16MB'",
+}
+
+
+def _ensure_settings(data_dir: Path) -> None:
+    conf = data_dir / "postgresql.conf"
+    text = conf.read_text()
+    if _SETTINGS_MARK in text:
+        return
+    lines = "".join(f"{name} = {value}\n" for name, value in SETTINGS.items())
+    with conf.open("a") as out:  # appending keeps the file's owner (the server's own user under root)
+        out.write(f"\n{_SETTINGS_MARK}\n{lines}")
+
+
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     """Starts (or joins) the embedded server whose data lives in `data_dir`; data survives restarts.
 
@@ -78,7 +102,11 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         # and the server would stop under it when another holder left.
         with PostgresServer._lock:
             _forget_dead_handles(data_dir)
-        server = get_server(data_dir, cleanup_mode="stop")
+        server = get_server(data_dir, cleanup_mode="stop", start=False)
+        with PostgresServer._lock:  # before the server starts, so a first start has them
+            server.ensure_pgdata_inited()
+            _ensure_settings(data_dir)
+        server.start()
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server
 

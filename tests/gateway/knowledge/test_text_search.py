@@ -54,3 +54,20 @@ async def test_a_common_word_ranks_but_a_rare_one_picks_the_chunk(db, app_pool):
     assert [h.text for h in sourced] == ["escalation without the other word"]
     assert len(common) == 5 and all("pipeline" in h.text for h in common)
     assert nothing == [] and odd == []
+
+
+async def test_the_same_question_over_common_words_finds_the_same_chunks_every_time(db, app_pool):
+    """Words each in hundreds of chunks (past the index's sampling limit), never all together:
+    the chunks with all the words but one are the answer, read whole, not a sample."""
+    org = await _org(db, "A")
+    await db.copy_records_to_table("knowledge_base", columns=["org_id", "source", "content"], records=[
+        (org, "playbook", f"{a} {b} note {i}") for i in range(1000)
+        for a, b in [("budget", "timeline"), ("timeline", "stakeholder"), ("budget", "stakeholder")]])
+    # Into the index's tree, as (auto)vacuum does: rows still in its pending list are read whole.
+    await db.execute("SELECT gin_clean_pending_list('knowledge_base_tsv_idx')")
+    await db.execute("ANALYZE knowledge_base")
+    question = "budget timeline stakeholder"
+    async with tenant_tx(app_pool, Tenant(org_id=org, role="coach")) as conn:
+        answers = [[h.id for h in await store.text_hits(conn, question, source=None, limit=10)] for _ in range(8)]
+    assert len(answers[0]) == 10
+    assert all(answer == answers[0] for answer in answers), "one question, one answer"
