@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -71,8 +72,8 @@ def pct(values, p):
 class Gateway:
     """`sparring serve` in its own process, pinned to one core."""
 
-    def __init__(self, env: dict[str, str], cpu: int = SERVER_CPU) -> None:
-        self.cpu = cpu
+    def __init__(self, env: dict[str, str], cpu: int = SERVER_CPU, postgres_cpu: int | None = None) -> None:
+        self.cpu, self.postgres_cpu = cpu, postgres_cpu
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
@@ -97,7 +98,23 @@ class Gateway:
             except httpx.TransportError:
                 time.sleep(0.2)
         self.ps = psutil.Process(self.proc.pid)
+        if self.postgres_cpu is not None:
+            self.pin_postgres(self.postgres_cpu)
         return self
+
+    def pin_postgres(self, cpu: int) -> None:
+        """Moves the embedded Postgres the gateway started (its postmaster, whose future backends
+        inherit the mask, and the processes it runs now) to `cpu`, as a database on its own host."""
+        data_dir = self.env["SPARRING_DATA_DIR"]
+        pinned = 0
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if proc.info["name"] == "postgres" and any(data_dir in part for part in proc.info["cmdline"] or []):
+                for each in [proc, *proc.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        os.sched_setaffinity(each.pid, {cpu})
+                        pinned += 1
+        if not pinned:
+            raise SystemExit(f"no embedded Postgres found under {data_dir} to pin")
 
     def __exit__(self, *exc) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -394,6 +411,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     parser.add_argument("--profile", type=int, metavar="N", help="only profile the gateway under N calls (py-spy)")
     parser.add_argument("--calls", type=int, nargs="+", metavar="N", help="only the live-call rows, at these sizes")
+    parser.add_argument("--postgres-cpu", type=int, metavar="CPU",
+                        help="pin the gateway's embedded Postgres to this CPU (default: it shares the gateway's)")
     args = parser.parse_args()
     install_uvloop()
     os.sched_setaffinity(0, {CLIENT_CPU})
@@ -402,7 +421,10 @@ def main() -> None:
         with fake_provider_process() as fake_url:
             profile_round(remote_env(fake_url), args.profile, utterance, 30)
         return
-    print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU}, load generator on CPU {CLIENT_CPU}")
+    postgres = (f"its Postgres on CPU {args.postgres_cpu}" if args.postgres_cpu is not None
+                else "its embedded Postgres beside it")
+    print(f"machine: {os.cpu_count()} cores; server on CPU {SERVER_CPU} ({postgres}), load generator on CPU"
+          f" {CLIENT_CPU}")
 
     with fake_provider_process() as fake_url:
         env = remote_env(fake_url)
@@ -414,7 +436,7 @@ def main() -> None:
         baseline_p95 = None
         sizes = args.calls or ([10, 50] if args.quick else [10, 50, 100, 200, 300])
         for n in sizes:
-            with Gateway(env) as gw:
+            with Gateway(env, postgres_cpu=args.postgres_cpu) as gw:
                 rss0, cpu0, ccpu0, t0 = gw.rss_mb(), gw.cpu_s(), time.process_time(), time.perf_counter()
                 core0 = core_busy_s(SERVER_CPU)
                 peak = {"rss": rss0}
