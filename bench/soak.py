@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -32,6 +33,7 @@ from bench.live_calls import (  # noqa: E402
     install_uvloop,
     make_reps,
     one_call,
+    pct,
 )
 from tests.fixtures.speech import silence, speech_pcm  # noqa: E402
 
@@ -106,6 +108,19 @@ async def soak(gw: Gateway, calls: int, minutes: float, utterance: bytes) -> Non
           f" health samples that timed out (10 s): {len(health_timeouts)}")
     for reason in sorted(set(failures)):
         print(f"  {failures.count(reason)} x {reason}")
+    print("letting an ended call go (its `call ended` log lines), p50/p95/max: " + closing_times(gw))
+
+
+def closing_times(gw: Gateway) -> str:
+    """From the end of a call to the gateway letting go of it: until its last events are durable,
+    then its recording's last writes. A call is in the live count until then."""
+    rows = [json.loads(line) for line in Path(gw.log.name).read_text().splitlines() if '"call ended"' in line]
+    parts = []
+    for key in ("closing_ms", "durable_ms", "recording_ms"):
+        values = sorted(r[key] for r in rows if key in r)
+        if values:
+            parts.append(f"{key[:-3]} {pct(values, 50):.0f}/{pct(values, 95):.0f}/{values[-1]:.0f} ms")
+    return ", ".join(parts) + f" ({len(rows)} calls)" if parts else "none logged"
 
 
 def main() -> None:
@@ -120,7 +135,7 @@ def main() -> None:
     utterance = silence(200) + speech_pcm("How does your month end close process work today?")
     with fake_provider_process() as fake_url:
         env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
-               "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted", "LOG_LEVEL": "WARNING",
+               "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted", "LOG_LEVEL": "INFO",
                "RATE_LIMIT_WS_CONNECT": "1000000/minute", "RATE_LIMIT_LOGIN": "1000000/minute"}
         print(f"== soak: {args.calls} call slots for {minutes:g} min, fake remote providers, no Redis")
         with Gateway(env) as gw:

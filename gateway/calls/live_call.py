@@ -279,9 +279,10 @@ class LiveCall:
             await self.ended.wait()
             return
         self.ending = True
+        begun = time.monotonic()
         self._stop_tasks()
         await self.pipeline.close()  # an interrupted reply still reports what was said
-        duration_ms = int((time.monotonic() - self._started) * 1000)
+        duration_ms = int((begun - self._started) * 1000)
         await self.emit(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
         self.log.seal()
         try:
@@ -291,11 +292,16 @@ class LiveCall:
         except Exception:
             log.exception("could not record the end of a call", extra={"session_id": self.session_id})
         await self._delivery.drain(timeout_s=5)  # the rep gets session.ended once it is durable
+        durable = time.monotonic()
         await self._finish_recording()
+        recorded = time.monotonic()
         await self.stream.close()
         await self._let_lease_go(absent=True)
         self._close_rep(NORMAL, f"call ended: {reason}")
-        log.info("call ended", extra={"session_id": self.session_id, "reason": reason, "duration_ms": duration_ms})
+        log.info("call ended", extra={  # how long the call took to let go, and where
+            "session_id": self.session_id, "reason": reason, "duration_ms": duration_ms,
+            "closing_ms": int((time.monotonic() - begun) * 1000), "durable_ms": int((durable - begun) * 1000),
+            "recording_ms": int((recorded - durable) * 1000)})
 
     def _stop_tasks(self) -> None:
         """Cancels the watchdog, the grace timer, an LLM hint and pending ends, but not the
