@@ -102,11 +102,10 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         # and the server would stop under it when another holder left.
         with PostgresServer._lock:
             _forget_dead_handles(data_dir)
-        server = get_server(data_dir, cleanup_mode="stop", start=False)
-        with PostgresServer._lock:  # before the server starts, so a first start has them
+            server = get_server(data_dir, cleanup_mode="stop", start=False)
             server.ensure_pgdata_inited()
-            _ensure_settings(data_dir)
-        server.start()
+            _ensure_settings(data_dir)  # before the server starts, so a first start has them
+        server.start()  # takes the lock itself
     log.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return server.get_uri(), server
 

@@ -200,13 +200,13 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
     ids = sorted({session_id for session_id, _, _ in entries})
     current: dict[uuid.UUID, int] = {} if locked else {r["id"]: r["owner_fence"] for r in await conn.fetch(
         "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids)}
-    kept = [(s, e) for s, fence, e in entries if current.get(s, fence) <= fence]
+    kept = [(s, fence, e) for s, fence, e in entries if current.get(s, fence) <= fence]
     await conn.executemany(
         "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
         " ON CONFLICT (session_id, seq) DO NOTHING",
-        [(session_id, e.seq, org_id, e.type, e.frame.decode()) for session_id, e in kept],
+        [(session_id, e.seq, org_id, e.type, e.frame.decode()) for session_id, _, e in kept],
     )
-    segments = [(session_id, e.segment) for session_id, e in kept if e.segment is not None]
+    segments = [(session_id, e.segment) for session_id, _, e in kept if e.segment is not None]
     if segments:
         await conn.executemany(
             "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
@@ -217,11 +217,11 @@ async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
         )
     if kept:
         await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
-                           list({session_id for session_id, _ in kept}))
+                           list({session_id for session_id, _, _ in kept}))
     # The call's end commits with its `session.ended`: a client that has the event finds the
     # session ended (and its scoring queued), never still live.
-    for session_id, fence, e in entries:
-        if e.type == "session.ended" and current.get(session_id, fence) <= fence:
+    for session_id, fence, e in kept:
+        if e.type == "session.ended":
             reason = msgspec.json.decode(e.frame, type=_EndedFrame).reason
             await end_session(conn, session_id, reason, fence=None if locked else fence)
     return {s for s, fence, _ in entries if current.get(s, fence) > fence}
