@@ -100,10 +100,16 @@ async def test_a_rep_ends_their_stray_call_on_a_from_b_and_it_ends_there_as_rep_
     assert ended["reason"] == "rep_ended"
     conn = await asyncpg.connect(module_database_url)
     try:
-        row = await conn.fetchrow("SELECT status, end_reason FROM roleplay_sessions WHERE id = $1::uuid", session_id)
+        # With Redis as the bus an event is durable once Redis has it, so the rep may hold
+        # session.ended a moment before Postgres commits it (and the session's end with it).
+        async def stored():
+            row = await conn.fetchrow("SELECT status, end_reason FROM roleplay_sessions WHERE id = $1::uuid",
+                                      session_id)
+            return (row["status"], row["end_reason"]) if row["status"] == "ended" else None
+
+        assert await eventually(stored) == ("ended", "rep_ended")
     finally:
         await conn.close()
-    assert (row["status"], row["end_reason"]) == ("ended", "rep_ended")
     await call.close()
 
 
