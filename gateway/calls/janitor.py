@@ -93,7 +93,6 @@ class Janitor:
             ended = call_log.append(SessionEnded(session_id=key, ts=0, reason=reason, duration_ms=elapsed_ms))
             async with tenant_tx(self._pool, tenant) as conn:
                 await sessions.append_events(conn, org_id, [(session_id, fence, e) for e in ended.entries])
-                await sessions.end_session(conn, session_id, reason, fence=fence)
             await coordinator.publish(key, token, ended.entries, self._leases.ttl_ms)
             await coordinator.set_absent(str(org_id), key)
             log.info("ended a call nobody ran", extra={"session_id": key, "reason": reason})

@@ -42,7 +42,7 @@ from gateway.fanout.coordinator import Coordinator
 from gateway.fanout.publisher import StreamPublisher
 from storage.blobs import CHUNK_BYTES, BlobWriter
 from storage.event_writer import EventWriter
-from storage.sessions import SessionRow, end_session, set_recording
+from storage.sessions import SessionRow, set_recording
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["LiveCall"]
@@ -285,13 +285,10 @@ class LiveCall:
         duration_ms = int((begun - self._started) * 1000)
         await self.emit(SessionEnded(session_id=self.session_id, ts=0, reason=reason, duration_ms=duration_ms))
         self.log.seal()
-        try:
-            await self._writer.flush()
-            async with tenant_tx(self._pool, self.tenant) as conn:
-                await end_session(conn, self.session.id, reason, fence=self.fence)
-        except Exception:
-            log.exception("could not record the end of a call", extra={"session_id": self.session_id})
-        await self._delivery.drain(timeout_s=5)  # the rep gets session.ended once it is durable
+        # The writer ends the session in the transaction that stores its `session.ended`
+        # (storage.sessions.append_events): waiting for this call's own events is enough, not for
+        # a flush of every call's. The rep gets session.ended once it is durable.
+        await self._delivery.drain(timeout_s=5)
         durable = time.monotonic()
         await self._finish_recording()
         recorded = time.monotonic()

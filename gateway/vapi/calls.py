@@ -226,8 +226,7 @@ class VapiCalls:
         for event in events:
             entries += call_log.append(event, raise_hints=raise_hints).entries
             if isinstance(event, SessionEnded):
-                await sessions.end_session(conn, locked.id, event.reason, fence=locked.owner_fence)
-                break
+                break  # append_events ends the session with it
         await sessions.append_events(conn, locked.org_id, [(locked.id, locked.owner_fence, e) for e in entries],
                                      locked=True)
         return entries
