@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ import msgspec
 
 __all__ = [
     "FoundSession", "LockedSession", "VapiOrgSettings", "endpoint_key", "find_session", "first_admin", "get_org_vapi",
-    "keep_delivery",
+    "keep_deliveries", "keep_delivery",
     "lock_session", "mark_webhook_created", "phone_org", "put_org_vapi", "set_call_id", "set_metadata",
     "session_has_finals", "stale_vapi_sessions",
 ]
@@ -97,13 +99,31 @@ async def keep_delivery(conn: asyncpg.Connection, org_id: uuid.UUID | None, dedu
     """Keeps one accepted delivery in the inbox (a re-delivery counts in `attempts` of the first).
     Deduplicated per endpoint (`endpoint_org`, None for the platform's): what one org's endpoint
     received never makes another endpoint's delivery a duplicate. False: delivered before."""
-    fresh: bool = await conn.fetchval(
-        "INSERT INTO webhook_inbox (org_id, provider, endpoint, dedupe_key, message_type, payload, processed_at)"
-        " VALUES ($1, 'vapi', $5, $2, $3, $4::jsonb, now())"
-        " ON CONFLICT (provider, endpoint, dedupe_key) DO UPDATE SET attempts = webhook_inbox.attempts + 1"
-        " RETURNING xmax = 0",
-        org_id, dedupe_key, message_type, body.decode(), endpoint_key(endpoint_org))
-    return fresh
+    return (await keep_deliveries(conn, org_id, [(dedupe_key, message_type, body)], endpoint_org=endpoint_org))[0]
+
+
+async def keep_deliveries(conn: asyncpg.Connection, org_id: uuid.UUID | None,
+                          deliveries: Sequence[tuple[str, str, bytes]], *,
+                          endpoint_org: uuid.UUID | None = None) -> list[bool]:
+    """`keep_delivery` for several deliveries (dedupe key, message type, body) in one statement;
+    says for each whether it is fresh. Of two with the same key only the first is."""
+    counts = Counter(key for key, _, _ in deliveries)
+    first = {key: (kind, body) for key, kind, body in reversed(deliveries)}
+    rows = await conn.fetch(
+        "INSERT INTO webhook_inbox (org_id, provider, endpoint, dedupe_key, message_type, payload, processed_at,"
+        " attempts) SELECT $1, 'vapi', $2, d.key, d.kind, d.payload::jsonb, now(), d.again"
+        " FROM unnest($3::text[], $4::text[], $5::text[], $6::int[]) AS d(key, kind, payload, again)"
+        " ON CONFLICT (provider, endpoint, dedupe_key)"
+        " DO UPDATE SET attempts = webhook_inbox.attempts + excluded.attempts + 1"
+        " RETURNING dedupe_key, xmax = 0 AS fresh",
+        org_id, endpoint_key(endpoint_org), list(first), [kind for kind, _ in first.values()],
+        [body.decode() for _, body in first.values()], [counts[key] - 1 for key in first])
+    fresh = {row["dedupe_key"] for row in rows if row["fresh"]}
+    kept = []
+    for key, _, _ in deliveries:
+        kept.append(key in fresh)
+        fresh.discard(key)  # a second delivery of the same key in this batch is a re-delivery
+    return kept
 
 
 async def first_admin(conn: asyncpg.Connection, org_id: uuid.UUID) -> uuid.UUID | None:

@@ -11,6 +11,7 @@ import logging
 import uuid
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
@@ -25,6 +26,7 @@ from gateway.fanout.coordinator import Coordinator
 from gateway.knowledge.service import KnowledgeBase
 from gateway.vapi import messages as m
 from gateway.vapi.assistant import session_token, transient_assistant
+from gateway.vapi.batches import Batches
 from gateway.vapi.tools import answer_tool_calls
 from gateway.vapi.translate import (
     ROLES,
@@ -45,6 +47,13 @@ __all__ = ["VapiCalls"]
 
 log = logging.getLogger(__name__)
 _CACHED_LOGS = 10_000
+
+
+class _Delivery(msgspec.Struct, frozen=True):
+    """A verified webhook waiting for its call's next batch."""
+    message: m.Message
+    body: bytes
+    found: store.FoundSession
 
 
 class VapiCalls:
@@ -73,6 +82,7 @@ class VapiCalls:
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
         self._control_hosts, self._secret = control_hosts, secret
         self._logs: dict[uuid.UUID, SessionLog] = {}  # the session logs of calls this instance saw last
+        self._batches: Batches[tuple[uuid.UUID, uuid.UUID | None], _Delivery] = Batches(self._apply_batch)
 
     # --- entry point ----------------------------------------------------------------------------
 
@@ -81,24 +91,56 @@ class VapiCalls:
         if isinstance(message, m.AssistantRequest):
             return await self._assistant_request(message, body, org_id)
         tool_call = isinstance(message, m.ToolCalls | m.FunctionCall)
-        entries: list[LogEntry] = []
-        async with acquire(self._pool) as conn:  # one connection; kept and applied in one transaction
+        async with acquire(self._pool) as conn:
             found = await self._session_for(conn, message, org_id)
-            target_org = found.org_id if found else (org_id or self._default_org)
-            async with conn.transaction():
-                await set_tenant(conn, self._tenant(target_org))
-                fresh = await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0],
-                                                  body, endpoint_org=org_id)
-                if fresh and found is not None and not tool_call:
-                    if message.call_id and found.call_id is None:
-                        await store.set_call_id(conn, found.id, message.call_id, platform=org_id is None)
-                    entries = await self._apply(conn, message, found.id)
+        if found is not None and not tool_call:
+            # Kept and applied with whatever else of this call is waiting, in one transaction.
+            await self._batches.submit((found.id, org_id), _Delivery(message, body, found))
+            return m.Accepted()
+        target_org = found.org_id if found else (org_id or self._default_org)
+        async with self._tx(target_org) as conn:
+            await store.keep_delivery(conn, target_org, dedupe_key(message), message.type.split("[", 1)[0], body,
+                                      endpoint_org=org_id)
         if isinstance(message, m.ToolCalls | m.FunctionCall):
             # Answered again on a re-delivery.
             return await answer_tool_calls(self._pool, self._knowledge, message, target_org)
-        if found is not None:
-            await self._publish(found.id, found.org_id, entries)
         return m.Accepted()
+
+    async def _apply_batch(self, key: tuple[uuid.UUID, uuid.UUID | None],
+                           batch: list[_Delivery]) -> list[BaseException | None]:
+        """One call's waiting deliveries (of one endpoint), in one transaction: kept in the inbox,
+        applied in order under one lock of the session, their events stored and published
+        together. A batch that fails is retried one delivery at a time, so only the delivery at
+        fault fails."""
+        try:
+            await self._apply_together(key[1], batch)
+            return [None] * len(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+        failures: list[BaseException | None] = []
+        for delivery in batch:
+            try:
+                await self._apply_together(key[1], [delivery])
+                failures.append(None)
+            except Exception as exc:
+                failures.append(exc)
+        return failures
+
+    async def _apply_together(self, endpoint_org: uuid.UUID | None, batch: list[_Delivery]) -> None:
+        found = batch[0].found
+        entries: list[LogEntry] = []
+        async with self._tx(found.org_id) as conn:
+            fresh = await store.keep_deliveries(conn, found.org_id, [
+                (dedupe_key(d.message), d.message.type.split("[", 1)[0], d.body) for d in batch],
+                endpoint_org=endpoint_org)
+            applied = [d.message for d, new in zip(batch, fresh, strict=True) if new]
+            if applied:
+                call_id = next((msg.call_id for msg in applied if msg.call_id), None)
+                if call_id and all(d.found.call_id is None for d in batch):
+                    await store.set_call_id(conn, found.id, call_id, platform=endpoint_org is None)
+                entries = await self._apply(conn, applied, found.id)
+        await self._publish(found.id, found.org_id, entries)
 
     @staticmethod
     def _tenant(org_id: uuid.UUID | None) -> Tenant:
@@ -167,30 +209,53 @@ class VapiCalls:
 
     # --- the messages ---------------------------------------------------------------------------
 
-    async def _apply(self, conn: asyncpg.Connection, message: m.Message, session_id: uuid.UUID) -> list[LogEntry]:
+    async def _apply(self, conn: asyncpg.Connection, messages: list[m.Message],
+                     session_id: uuid.UUID) -> list[LogEntry]:
+        """Applies fresh deliveries of one call in order, under one lock of its session; stores
+        their events in one go. Returns the entries stored."""
         locked = await store.lock_session(conn, session_id)
         if locked is None:
             return []
+        stored: list[LogEntry] = []
+        pending: list[LogEntry] = []
+        for message in messages:
+            if isinstance(message, m.EndOfCallReport) and pending:
+                # The report reads the stored transcript: what this batch numbered goes in first.
+                await self._store(conn, locked, pending)
+                stored, pending = stored + pending, []
+            entries, locked = await self._apply_one(conn, message, locked)
+            pending += entries
+        await self._store(conn, locked, pending)
+        return stored + pending
+
+    async def _apply_one(self, conn: asyncpg.Connection, message: m.Message,
+                         locked: store.LockedSession) -> tuple[list[LogEntry], store.LockedSession]:
+        """One delivery's changes and events; `locked` as it stands after it."""
+        session_id = locked.id
+
+        async def remember(key: str, value: Any) -> store.LockedSession:
+            await store.set_metadata(conn, session_id, key, value)
+            return msgspec.structs.replace(locked, metadata={**locked.metadata, key: value})
+
         match message:
             case m.StatusUpdate(status="in-progress") if message.call and message.call.monitor:
-                await store.set_metadata(conn, session_id, "vapi_monitor",  # a secret: never logged
-                                         msgspec.to_builtins(message.call.monitor))
+                # A secret: never logged.
+                locked = await remember("vapi_monitor", msgspec.to_builtins(message.call.monitor))
             case m.SpeechUpdate(status="started") if message.timestamp:
-                await store.set_metadata(conn, session_id, f"vapi_speech_{ROLES.get(message.role, 'rep')}",
-                                         message.timestamp)
+                locked = await remember(f"vapi_speech_{ROLES.get(message.role, 'rep')}", message.timestamp)
             case m.ConversationUpdate():
                 kept = locked.metadata.get("vapi_conversation") or {}
                 if (message.timestamp or 0) >= kept.get("timestamp", 0):
-                    await store.set_metadata(conn, session_id, "vapi_conversation", {
+                    locked = await remember("vapi_conversation", {
                         "timestamp": message.timestamp or 0, "messages": message.messagesOpenAIFormatted})
             case m.EndOfCallReport():
-                return await self._append(conn, locked, await self._report(conn, message, locked), raise_hints=False)
+                return await self._number(conn, locked, await self._report(conn, message, locked), raise_hints=False)
             case _:
                 pass
         events = [] if locked.status == "ended" else events_for(
             message, session_id=str(locked.id), started_at=locked.started_at, metadata=locked.metadata)
         started = isinstance(message, m.StatusUpdate) and message.status == "in-progress"
-        return await self._append(conn, locked, events, start=started)
+        return await self._number(conn, locked, events, start=started)
 
     async def _report(self, conn: asyncpg.Connection, report: m.EndOfCallReport,
                       locked: store.LockedSession) -> list[Event]:
@@ -210,12 +275,21 @@ class VapiCalls:
         return events
 
     async def _append(self, conn: asyncpg.Connection, locked: store.LockedSession, events: list[Event], *,
-                      start: bool = False, raise_hints: bool = True) -> list[LogEntry]:
+                      raise_hints: bool = True) -> list[LogEntry]:
+        """Numbers and stores the events of one change (a whisper, a timeout). The caller holds
+        the session's lock."""
+        entries, locked = await self._number(conn, locked, events, raise_hints=raise_hints)
+        await self._store(conn, locked, entries)
+        return entries
+
+    async def _number(self, conn: asyncpg.Connection, locked: store.LockedSession, events: list[Event], *,
+                      start: bool = False, raise_hints: bool = True) -> tuple[list[LogEntry], store.LockedSession]:
         """Numbers the events through the call's session log (starting the session first if it is
-        not live yet) and stores them, with the hints their finals raise right behind them. The
-        caller holds the session's lock."""
+        not live yet), with the hints their finals raise right behind them; returns the entries
+        and the session as it stands after them. The caller holds the session's lock and stores
+        the entries (`_store`)."""
         if not events and not (start and locked.status == "created"):
-            return []
+            return [], locked
         if locked.status == "created":
             await sessions.start_session(conn, locked.id)
             locked = msgspec.structs.replace(locked, status="live", started_at=datetime.now(UTC))
@@ -223,13 +297,19 @@ class VapiCalls:
                                      persona_id=locked.persona_id, output_audio=AudioFormat()), *events]
         call_log = await self._log_for(conn, locked)
         entries: list[LogEntry] = []
+        status = locked.status
         for event in events:
             entries += call_log.append(event, raise_hints=raise_hints).entries
             if isinstance(event, SessionEnded):
-                break  # append_events ends the session with it
-        await sessions.append_events(conn, locked.org_id, [(locked.id, locked.owner_fence, e) for e in entries],
-                                     locked=True)
-        return entries
+                status = "ended"  # append_events ends the session with it
+                break
+        return entries, msgspec.structs.replace(locked, status=status, last_seq=call_log.last_seq)
+
+    @staticmethod
+    async def _store(conn: asyncpg.Connection, locked: store.LockedSession, entries: list[LogEntry]) -> None:
+        if entries:
+            await sessions.append_events(conn, locked.org_id, [(locked.id, locked.owner_fence, e) for e in entries],
+                                         locked=True)
 
     async def _log_for(self, conn: asyncpg.Connection, locked: store.LockedSession) -> SessionLog:
         """The call's session log. Webhooks of one call may land on any instance: this instance's

@@ -300,6 +300,43 @@ async def test_a_legacy_report_without_artifact_messages_gives_the_transcript_fr
     assert events[-1]["type"] == "session.ended" and events[-1]["duration_ms"] == 95500
 
 
+async def test_a_burst_of_webhooks_for_one_call_is_stored_once_each_numbered_in_order_and_watched_live(
+        base_url, client, module_database_url):
+    admin = await signup(client)
+    coach = await signup(client, invite_code=await invite(client, admin, "coach"))
+    rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
+    sid = (await vapi_session(client, rep))["id"]
+    watch = await watcher(base_url, sid, coach["access_token"]).open(start=False)
+    call_id = f"call-{uuid.uuid4().hex[:10]}"
+    t0 = int(time.time() * 1000)
+    assert (await deliver(client, payload("status-update-in-progress", call_id=call_id, session_id=sid,
+                                          ts=t0))).status_code == 200
+    lines = [payload("transcript-final-user", call_id=call_id, session_id=sid, ts=t0 + 1000 + i).replace(
+        b"work today?", f"work today? ({i})".encode()) for i in range(40)]
+    burst = [*lines, lines[7], lines[23]]  # two of them delivered twice, at the same moment
+    responses = await asyncio.gather(*(deliver(client, body) for body in burst))
+    assert [r.status_code for r in responses] == [200] * len(burst)
+
+    stored = await stored_events(module_database_url, sid)
+    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
+    finals = sorted(e["text"] for e in stored if e["type"] == "transcript.final")
+    assert finals == sorted(f"How does your month end close work today? ({i})" for i in range(40)), "each once"
+    await watch.wait_for(lambda e: e.get("seq") == stored[-1]["seq"])
+    assert numbered(watch.events) == stored, "the coach saw every event once, in order"
+    for name in ("status-update-ended", "end-of-call-report"):
+        assert (await deliver(client, payload(name, call_id=call_id, session_id=sid))).status_code == 200
+    after = [e for e in await stored_events(module_database_url, sid) if e["type"] != "score.ready"]
+    assert [e["type"] for e in after[len(stored):]] == ["session.ended"], "the report adds no second transcript"
+    conn = await asyncpg.connect(module_database_url)
+    try:
+        kept = await conn.fetch("SELECT attempts FROM webhook_inbox WHERE payload -> 'message' -> 'call' ->> 'id' = $1"
+                                " AND message_type = 'transcript'", call_id)
+    finally:
+        await conn.close()
+    assert sorted(r["attempts"] for r in kept) == [0] * 38 + [1, 1], "every delivery kept; the repeats counted"
+    await watch.close()
+
+
 async def test_hints_run_on_vapi_transcripts(base_url, client):
     admin = await signup(client)
     coach = await signup(client, invite_code=await invite(client, admin, "coach"))
