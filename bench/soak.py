@@ -1,6 +1,6 @@
 """Soak: many concurrent live calls for a long time, watching for leaks.
 
-    .venv/bin/python bench/soak.py [--quick] [--calls N] [--minutes M]
+    .venv/bin/python bench/soak.py [--quick] [--calls N] [--minutes M] [--postgres-cpu C]
 
 The gateway runs in its own process pinned to CPU 0 (embedded Postgres, no Redis), with fake
 remote providers of fixed latency (150 ms STT and TTS, scripted persona); this process drives N
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.live_calls import (  # noqa: E402
     CLIENT_CPU,
     Gateway,
+    failure_reason,
     fake_provider_process,
     install_uvloop,
     make_reps,
@@ -72,7 +73,7 @@ async def one(http: httpx.AsyncClient, url: str, token: str, utterance: bytes, r
         await one_call(url, token, session_id, utterance, 3, results)
         results["calls"] += 1
     except Exception as exc:  # counted and reported with its reason, never hidden
-        failures.append(f"{type(exc).__name__}: {exc}"[:200])
+        failures.append(failure_reason(exc)[:200])
 
 
 async def soak(gw: Gateway, calls: int, minutes: float, utterance: bytes) -> None:
@@ -128,6 +129,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 minutes instead of 10")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--postgres-cpu", type=int, default=None,
+                        help="move the embedded Postgres to this CPU (as a database on its own host)")
     args = parser.parse_args()
     minutes = args.minutes if args.minutes is not None else (2 if args.quick else 10)
     install_uvloop()
@@ -137,8 +140,10 @@ def main() -> None:
         env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake_url + "/v1", "STT_PROVIDER": "openai",
                "TTS_PROVIDER": "openai", "LLM_PROVIDER": "scripted", "LOG_LEVEL": "INFO",
                "RATE_LIMIT_WS_CONNECT": "1000000/minute", "RATE_LIMIT_LOGIN": "1000000/minute"}
-        print(f"== soak: {args.calls} call slots for {minutes:g} min, fake remote providers, no Redis")
-        with Gateway(env) as gw:
+        where = "its core" if args.postgres_cpu is None else f"CPU {args.postgres_cpu}"
+        print(f"== soak: {args.calls} call slots for {minutes:g} min, fake remote providers, no Redis,"
+              f" the embedded Postgres on {where}")
+        with Gateway(env, postgres_cpu=args.postgres_cpu) as gw:
             asyncio.run(soak(gw, args.calls, minutes, utterance))
 
 

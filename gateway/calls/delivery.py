@@ -83,16 +83,23 @@ class Delivery:
                 self._send(entry.frame)
             self._empty.set()
 
-    async def drain(self, timeout_s: float) -> bool:
-        """Waits until every event added so far is durable and sent; False on timeout (Postgres
-        is unreachable: the events stay with the writer, which goes on retrying)."""
-        try:
-            await asyncio.wait_for(self._empty.wait(), timeout_s)
-            return True
-        except TimeoutError:
-            log.warning("events not yet durable when the call let go", extra={
-                "session_id": str(self._session_id), "pending": len(self._queue)})
-            return False
+    async def drain(self, timeout_s: float, *, behind_s: float = 30) -> bool:
+        """Waits until every event added so far is durable and sent. Gives up after `timeout_s`
+        while Postgres is unreachable (the events stay with the writer, which goes on retrying),
+        and after `behind_s` while the writer is only behind (a loaded database): a rep whose
+        call ends then still gets its `session.ended`. False when it gave up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + behind_s
+        while True:
+            try:
+                await asyncio.wait_for(self._empty.wait(), max(0.0, min(timeout_s, deadline - loop.time())))
+                return True
+            except TimeoutError:
+                if self._writer.failing or loop.time() >= deadline:
+                    log.warning("events not yet durable when the call let go", extra={
+                        "session_id": str(self._session_id), "pending": len(self._queue),
+                        "postgres_unreachable": self._writer.failing})
+                    return False
 
     def close(self) -> None:
         self._task.cancel()
