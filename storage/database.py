@@ -21,11 +21,20 @@ async def _as_app_role(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """What a released connection needs reset: nothing beyond asyncpg's own rollback of a
+    transaction left open. The app keeps no session state on pooled connections: the tenant
+    context is transaction-local (`set_tenant`), and no advisory lock, cursor or setting outlives
+    its transaction; the one LISTEN (gateway/jobs/notifications.py) is removed by its holder. So
+    asyncpg's default reset query (advisory unlock, CLOSE ALL, UNLISTEN *, RESET ALL), a round
+    trip on every release, is skipped."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections run as `sparring_app`. Run the migrations first (they create the
     role and the vector extension the codec needs)."""
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_as_app_role, command_timeout=30
+        dsn, min_size=min_size, max_size=max_size, init=_as_app_role, reset=_no_session_state, command_timeout=30
     )
 
 
