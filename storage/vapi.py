@@ -151,10 +151,11 @@ async def stale_vapi_sessions(conn: asyncpg.Connection, started_before_s: float)
 
 
 async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:
-    """The session, locked until the transaction ends: one webhook at a time numbers its events."""
+    """The session, locked until the transaction ends: one webhook at a time numbers its events.
+    None when there is none or it was deleted (a deleted call takes no more events)."""
     row = await conn.fetchrow(
         "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
-        " FROM roleplay_sessions WHERE id = $1 FOR UPDATE", session_id)
+        " FROM roleplay_sessions WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", session_id)
     if row is None:
         return None
     # Read after the lock is held, in a statement of its own: a read-committed statement that

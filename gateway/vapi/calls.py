@@ -82,6 +82,8 @@ class VapiCalls:
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
         self._control_hosts, self._secret = control_hosts, secret
         self._logs: dict[uuid.UUID, SessionLog] = {}  # the session logs of calls this instance saw last
+        # Sessions found by the id and token a call carries, per endpoint (see _known_session).
+        self._found: dict[tuple[uuid.UUID, uuid.UUID | None], store.FoundSession] = {}
         self._batches: Batches[tuple[uuid.UUID, uuid.UUID | None], _Delivery] = Batches(self._apply_batch)
 
     # --- entry point ----------------------------------------------------------------------------
@@ -91,8 +93,10 @@ class VapiCalls:
         if isinstance(message, m.AssistantRequest):
             return await self._assistant_request(message, body, org_id)
         tool_call = isinstance(message, m.ToolCalls | m.FunctionCall)
-        async with acquire(self._pool) as conn:
-            found = await self._session_for(conn, message, org_id)
+        found = self._known_session(message, org_id)
+        if found is None:
+            async with acquire(self._pool) as conn:
+                found = await self._session_for(conn, message, org_id)
         if found is not None and not tool_call:
             # Kept and applied with whatever else of this call is waiting, in one transaction.
             await self._batches.submit((found.id, org_id), _Delivery(message, body, found))
@@ -116,6 +120,7 @@ class VapiCalls:
             await self._apply_together(key[1], batch)
             return [None] * len(batch)
         except Exception as exc:
+            self._found.pop(key, None)  # looked up afresh next time (the session may be gone)
             if len(batch) == 1:
                 return [exc]
         failures: list[BaseException | None] = []
@@ -139,6 +144,8 @@ class VapiCalls:
                 call_id = next((msg.call_id for msg in applied if msg.call_id), None)
                 if call_id and all(d.found.call_id is None for d in batch):
                     await store.set_call_id(conn, found.id, call_id, platform=endpoint_org is None)
+                    if (found.id, endpoint_org) in self._found:
+                        self._found[found.id, endpoint_org] = msgspec.structs.replace(found, call_id=call_id)
                 entries = await self._apply(conn, applied, found.id)
         await self._publish(found.id, found.org_id, entries)
 
@@ -160,6 +167,8 @@ class VapiCalls:
         if found is not None and org_id is not None and found.org_id != org_id:
             found = None  # an org's secret never writes into another org's session
         if found is not None:
+            if found.id == claimed:
+                self._remember(found, org_id)
             return found
         org = org_id or self._default_org
         if org is None or message.call_id is None or isinstance(message, m.ToolCalls | m.FunctionCall):
@@ -176,6 +185,17 @@ class VapiCalls:
             found = await store.find_session(conn, None, message.call_id, endpoint_org=org_id)
             return found if found is not None and found.org_id == org else None
         return store.FoundSession(created, org, message.call_id) if created else None
+
+    def _known_session(self, message: m.Message, org_id: uuid.UUID | None) -> store.FoundSession | None:
+        """The session a message names with its token, as this endpoint found it before: a
+        session's org never changes, so a busy call's webhooks skip the lookup."""
+        claimed = self.claimed_session(message.call.session_ref() if message.call else None)
+        return self._found.get((claimed, org_id)) if claimed is not None else None
+
+    def _remember(self, found: store.FoundSession, org_id: uuid.UUID | None) -> None:
+        self._found[found.id, org_id] = found
+        while len(self._found) > _CACHED_LOGS:
+            self._found.pop(next(iter(self._found)))
 
     def claimed_session(self, ref: tuple[uuid.UUID, str] | None) -> uuid.UUID | None:
         """The session a call names, if it carries the token Sparring gave out with it."""
@@ -215,6 +235,8 @@ class VapiCalls:
         their events in one go. Returns the entries stored."""
         locked = await store.lock_session(conn, session_id)
         if locked is None:
+            for key in [k for k in self._found if k[0] == session_id]:
+                del self._found[key]  # deleted: the next webhook looks it up again
             return []
         stored: list[LogEntry] = []
         pending: list[LogEntry] = []

@@ -337,6 +337,20 @@ async def test_a_burst_of_webhooks_for_one_call_is_stored_once_each_numbered_in_
     await watch.close()
 
 
+async def test_a_deleted_vapi_session_takes_no_more_events_from_its_call(client, module_database_url):
+    rep = await signup(client)
+    sid = (await vapi_session(client, rep))["id"]
+    call_id = f"call-{uuid.uuid4().hex[:10]}"
+    for name in ("status-update-in-progress", "transcript-final-user"):
+        assert (await deliver(client, payload(name, call_id=call_id, session_id=sid))).status_code == 200
+    before = await stored_events(module_database_url, sid)
+    assert [e["type"] for e in before] == ["session.started", "transcript.final"]
+    assert (await client.delete(f"/api/sessions/{sid}", headers=bearer(rep))).status_code == 204
+    later = payload("transcript-final-assistant", call_id=call_id, session_id=sid)
+    assert (await deliver(client, later)).status_code == 200, "kept and answered, not applied"
+    assert await stored_events(module_database_url, sid) == before
+
+
 async def test_hints_run_on_vapi_transcripts(base_url, client):
     admin = await signup(client)
     coach = await signup(client, invite_code=await invite(client, admin, "coach"))
