@@ -2,6 +2,7 @@
 and whisper across instances, reps resume on another instance, the live list and rate limits hold
 across both, and a killed instance's calls leave the live list within the TTL."""
 
+import json
 import time
 
 import asyncpg
@@ -11,6 +12,7 @@ import pytest
 from tests.gateway.accounts_helpers import bearer, eventually, signup, unique_email
 from tests.gateway.calls.test_watch import numbered, team, watcher
 from tests.gateway.live_client import LiveClient
+from tests.gateway.stored import stored_events
 from tests.gateway.vapi_helpers import SECRET, deliver, payload
 from tests.processes import gateway_process
 
@@ -132,16 +134,18 @@ async def test_a_rep_dropped_on_a_resumes_on_b_with_no_gap_and_a_stops_writing(p
     await second.send({"type": "end"})
     await second.wait_closed()
 
+    last = numbered(second.events)[-1]
+    assert last["type"] == "session.ended"
+    seqs = [r["seq"] for r in await stored_events(module_database_url, session_id, through_seq=last["seq"])]
+    assert seqs, "the store catches up with what the rep was sent"
     conn = await asyncpg.connect(module_database_url)
     try:
-        seqs = [r["seq"] for r in await conn.fetch(
-            "SELECT seq FROM session_events WHERE session_id = $1 ORDER BY seq", session_id)]
         fence = await conn.fetchval("SELECT owner_fence FROM roleplay_sessions WHERE id = $1", session_id)
         status = await conn.fetchval("SELECT status FROM roleplay_sessions WHERE id = $1", session_id)
     finally:
         await conn.close()
     assert seqs == list(range(1, seqs[-1] + 1)), "one writer at a time: no gap, no clash"
-    assert numbered(second.events)[-1]["seq"] == seqs[-1] and numbered(second.events)[-1]["type"] == "session.ended"
+    assert seqs[-1] == last["seq"]
     assert fence == 2, "taken once by A, once by B"
     assert status == "ended"
     live_on_a = (await client.get("/api/live", headers=bearer(await signup(client)))).json()["calls"]
@@ -224,14 +228,10 @@ async def test_a_coach_on_b_sees_a_vapi_call_whose_webhooks_land_on_both_instanc
     assert (await watch.wait_closed())[0] == 1000
 
 
-async def stored_hints(database_url: str, session_id: str) -> list[str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT payload->>'kind' AS kind FROM session_events WHERE session_id = $1"
-                                " AND type = 'hint' ORDER BY seq", session_id)
-    finally:
-        await conn.close()
-    return [r["kind"] for r in rows]
+async def stored_hints(database_url: str, session_id: str, through_seq: int) -> list[str]:
+    rows = await stored_events(database_url, session_id, through_seq=through_seq)
+    assert rows, "the store catches up with what the rep was sent"
+    return [json.loads(r["payload"])["kind"] for r in rows if r["type"] == "hint"]
 
 
 async def test_a_call_rebuilt_on_another_instance_raises_exactly_the_hints_of_an_uninterrupted_one(
@@ -257,7 +257,7 @@ async def test_a_call_rebuilt_on_another_instance_raises_exactly_the_hints_of_an
         assert "pilot might fit the discretionary budget" in resolved["text"]
         await call.send({"type": "end"})
         await call.wait_closed()
-        return await stored_hints(module_database_url, session_id)
+        return await stored_hints(module_database_url, session_id, numbered(call.events)[-1]["seq"])
 
     uninterrupted = await practice(move_to_b=False)
     rebuilt = await practice(move_to_b=True)

@@ -2,13 +2,13 @@
 nothing persisted is lost, watchers are told to reconnect and catch up when Redis is back, and
 rate limits fail open or closed as configured."""
 
-import asyncpg
 import pytest
 
 from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.gateway.calls.test_watch import numbered, team, watcher
 from tests.gateway.live_client import LiveClient
+from tests.gateway.stored import stored_events
 from tests.processes import RedisServer
 from tests.servers import run_asgi
 
@@ -74,14 +74,9 @@ async def test_redis_stopping_mid_call_loses_nothing(base_url, fail_closed_url, 
 
     await call.send({"type": "end"})
     await call.wait_closed()
-    conn = await asyncpg.connect(module_database_url)
-    try:
-        stored = [r["seq"] for r in await conn.fetch(
-            # The call's own events: score.ready follows them once the scoring job is done, after
-            # the rep's socket closed (whether it is there yet depends on the job's timing).
-            "SELECT seq FROM session_events WHERE session_id = $1 AND type <> 'score.ready' ORDER BY seq",
-            session_id)]
-    finally:
-        await conn.close()
+    rows = await stored_events(module_database_url, session_id, through_seq=numbered(call.events)[-1]["seq"])
+    # The call's own events: score.ready follows them once the scoring job is done, after the
+    # rep's socket closed (whether it is there yet depends on the job's timing).
+    stored = [r["seq"] for r in rows if r["type"] != "score.ready"]
     assert stored == [e["seq"] for e in numbered(call.events)], "every event the rep got is persisted"
     await again.close()
