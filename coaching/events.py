@@ -7,14 +7,14 @@ assigned by the call's owner (events are built with seq 0 and numbered there).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
 __all__ = [
     "PROTOCOL_VERSION", "AudioFormat", "Evidence", "ClientMessage", "ClientEnd", "ClientPing", "ClientStart",
-    "ClientText", "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart", "PersonaReply",
-    "PersonaReplyDelta",
+    "ClientText", "Decoder", "ErrorEvent", "Event", "Hint", "Notice", "PersonaAudioEnd", "PersonaAudioStart",
+    "PersonaReply", "PersonaReplyDelta",
     "Pong", "ScoreReady", "Sender", "ServerMessage", "SessionEnded", "SessionStarted", "Speaker", "TranscriptFinal",
     "TranscriptPartial", "WatcherMessage", "WatcherWhisper", "Whisper", "client_decoder", "decode_event", "encode",
     "event_decoder", "watcher_decoder", "without_nul",
@@ -180,10 +180,28 @@ class WatcherWhisper(_Client, frozen=True, kw_only=True, tag="whisper"):
 
 WatcherMessage = WatcherWhisper | ClientPing
 
+T = TypeVar("T")
+
+
+class Decoder(Generic[T]):
+    """msgspec's JSON decoder for `type`, whose RecursionError on input nested too deep (even in
+    a field it skips) is a `msgspec.DecodeError` like any other message it cannot read, so every
+    edge that refuses unreadable input refuses that too (1008 on a socket, 400 over HTTP)."""
+
+    def __init__(self, type: Any) -> None:
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(type)
+
+    def decode(self, data: bytes | str) -> T:
+        try:
+            return self._decoder.decode(data)
+        except RecursionError:
+            raise msgspec.DecodeError("JSON nested too deeply") from None
+
+
 _encoder = msgspec.json.Encoder()
-client_decoder = msgspec.json.Decoder(ClientMessage)
-watcher_decoder = msgspec.json.Decoder(WatcherMessage)
-event_decoder = msgspec.json.Decoder(ServerMessage)
+client_decoder: Decoder[ClientMessage] = Decoder(ClientMessage)
+watcher_decoder: Decoder[WatcherMessage] = Decoder(WatcherMessage)
+event_decoder: Decoder[ServerMessage] = Decoder(ServerMessage)
 
 
 M = TypeVar("M", bound=msgspec.Struct)

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
+from coaching.events import Decoder
 from gateway.auth.caller import CallerDep, TenantDb, require_role
 from gateway.errors import ApiError
 from gateway.ratelimit import client_address, limit_request
@@ -28,6 +29,8 @@ from storage import vapi as store
 from storage.tenancy import Tenant, tenant_tx
 
 __all__ = ["get_org_vapi", "knowledge_tool", "org_webhook", "put_org_vapi", "vapi_llm", "webhook"]
+
+_chat_request: Decoder[ChatRequest] = Decoder(ChatRequest)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ async def vapi_llm(request: Request, state: State) -> Response | Stream:
     if not given.lower().startswith("bearer ") or not hmac.compare_digest(given[7:].strip().encode(), key.encode()):
         raise ApiError(401, "unauthorized", "a valid Authorization: Bearer key is required")
     try:
-        chat = msgspec.json.decode(await request.body(), type=ChatRequest)
+        chat = _chat_request.decode(await request.body())
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ApiError(400, "bad_request", f"not a chat-completions request: {exc}"[:300]) from None
     persona = state.vapi.default_persona

@@ -169,7 +169,8 @@ async def test_malformed_or_unknown_messages_get_a_notice_that_is_never_stored_a
     await call.greeting()
     await call.send("{not json")
     await call.send({"type": "dance"})
-    await call.wait_for(lambda e: e["type"] == "notice" and len(call.of_type("notice")) == 2)
+    await call.send('{"type": "text", "text": "hi", "extra": ' + "[" * 5000 + "]" * 5000 + "}")  # too deep
+    await call.wait_for(lambda e: e["type"] == "notice" and len(call.of_type("notice")) == 3)
     notices = call.of_type("notice")
     assert all(n["code"] == "bad_message" and n["message"] and "seq" not in n for n in notices)
     await call.send({"type": "ping"})
@@ -198,6 +199,14 @@ async def test_a_socket_sending_only_garbage_is_closed_1008_past_a_small_budget(
     code, reason = await call.wait_closed()
     assert code == 1008 and "could not read" in reason
     assert 10 <= len(call.of_type("notice")) <= 25
+
+
+async def test_a_first_message_nested_too_deep_is_refused_1008_not_an_internal_error(base_url, client, rep):
+    session_id = await new_session(client, rep)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open(start=False)
+    await call.send('{"type": "start", "protocol": 1, "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    code, reason = await call.wait_closed()
+    assert code == 1008 and "nested too deeply" in reason
 
 
 @pytest.mark.parametrize(

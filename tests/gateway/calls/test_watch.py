@@ -100,7 +100,7 @@ async def test_a_whisper_when_the_rep_is_gone_gets_a_notice_not_a_silent_drop(ba
     await idle.close()
 
 
-async def test_too_long_whisper_closes_the_watcher_with_a_reason(base_url, client):
+async def test_too_long_or_too_deep_whisper_closes_the_watcher_with_a_reason(base_url, client):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()
     await call.wait_for(lambda e: e["type"] == "session.started")
@@ -109,6 +109,11 @@ async def test_too_long_whisper_closes_the_watcher_with_a_reason(base_url, clien
     await watch.send({"type": "whisper", "text": "x" * 501})
     code, reason = await watch.wait_closed()
     assert code == 1008 and "500" in reason
+    deep = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await deep.wait_for(lambda e: e["type"] == "session.started")
+    await deep.send('{"type": "whisper", "text": "hi", "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    code, reason = await deep.wait_closed()
+    assert code == 1008 and "nested too deeply" in reason
     await call.close()
 
 

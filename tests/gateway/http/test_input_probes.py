@@ -14,12 +14,14 @@ from tests.gateway.accounts_helpers import bearer, eventually, signup
 from tests.gateway.vapi_helpers import SECRET, deliver, payload, signed
 from tests.servers import run_asgi
 
+_LLM_KEY = "custom-llm-key-for-tests"
 _PHONE = "555000123"  # each case stores its number (without the NUL), and a number belongs to one org: one each
 
 
 @pytest.fixture(scope="module")
 def base_url(module_database_url):
     with run_asgi(serve_app(create_app(make_settings(module_database_url, vapi_webhook_secret=SECRET,
+                                                        vapi_llm_api_key=_LLM_KEY,
                                                         site_url="http://sparring.test")))) as url:
         yield url
 
@@ -121,3 +123,25 @@ async def test_a_signed_vapi_transcript_holding_nul_is_accepted_and_stored_witho
     # What a delivery answers is what the schema says it answers (it said 201).
     assert {200, 400, 401, 429} <= await _documented(client, "POST", "/api/vapi/webhook")
     assert 201 not in await _documented(client, "POST", "/api/vapi/webhook")
+
+
+async def test_json_nested_too_deep_is_a_400_on_every_door_that_reads_json(client):
+    """Sign-up, login, a correctly signed VAPI delivery and the custom LLM: msgspec's decoder
+    raises RecursionError past its depth limit, even in a field it skips."""
+    deep = "[" * 5000 + "]" * 5000
+    bodies = {
+        "/api/auth/signup": deep,
+        "/api/auth/login": '{"email": "a@example.com", "password": "x", "extra": ' + deep + "}",
+        "/api/vapi/webhook": '{"message": {"type": "status-update", "status": "ended", "x": ' + deep + "}}",
+        "/api/vapi/llm/chat/completions": '{"messages": [], "x": ' + deep + "}",
+    }
+    for path, text in bodies.items():
+        body = text.encode()
+        headers = {"content-type": "application/json"}
+        if path == "/api/vapi/webhook":
+            headers = signed(body)
+        elif path.startswith("/api/vapi/llm"):
+            headers["authorization"] = f"Bearer {_LLM_KEY}"
+        response = await client.post(path, content=body, headers=headers)
+        assert response.status_code == 400, (path, response.status_code, response.text[:200])
+        assert response.json()["error"]["message"], path
