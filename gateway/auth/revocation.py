@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +31,7 @@ from gateway.fanout.feeds import Watcher
 from storage import accounts
 from storage.database import acquire
 
-__all__ = ["RevocationSweeper", "still_allowed"]
+__all__ = ["RevocationSweeper", "revoke_call", "still_allowed"]
 
 log = logging.getLogger(__name__)
 WATCHER_REASON = "your access to this call was revoked"
@@ -46,6 +46,15 @@ async def still_allowed(pool: asyncpg.Pool, caller: Caller, *, staff: bool) -> b
         allowed = await accounts.sockets_allowed(
             conn, [(caller.user_id, caller.org_id, caller.revocation_ids, staff)])
     return allowed == [True]
+
+
+def revoke_call(call: LiveCall) -> Coroutine[Any, Any, None] | None:
+    """A revoked rep's call: their socket closes at once with UNAUTHENTICATED (4401) and its
+    reason; returns the call's end (`access_revoked`) to await, or None if it is already ending.
+    The same whether the sweep, the answering instance or a re-checked typed turn found it."""
+    if call.rep is not None:
+        call.rep.close(UNAUTHENTICATED, REP_REASON)
+    return None if call.ending else call.end("access_revoked")
 
 
 def _rep_entry(call: LiveCall) -> tuple[uuid.UUID, uuid.UUID, list[str], bool]:
@@ -157,11 +166,10 @@ class RevocationSweeper:
         return closed
 
     def _end_call(self, call: LiveCall) -> None:
-        if call.rep is not None:
-            call.rep.close(UNAUTHENTICATED, REP_REASON)
-        if call.ending:
+        ending = revoke_call(call)
+        if ending is None:
             return
-        task = asyncio.create_task(call.end("access_revoked"), name=f"revoke-{call.session_id}")
+        task = asyncio.create_task(ending, name=f"revoke-{call.session_id}")
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
 

@@ -18,7 +18,7 @@ from litestar.datastructures import State
 
 from coaching.events import ClientEnd, ClientPing, ClientStart, ClientText, Notice, Pong, client_decoder, encode
 from gateway.auth.caller import Caller, authenticate
-from gateway.auth.revocation import still_allowed
+from gateway.auth.revocation import revoke_call, still_allowed
 from gateway.calls.live_call import LiveCall
 from gateway.calls.outbox import Outbox
 from gateway.errors import INVALID_DATA, NORMAL, NOT_FOUND, POLICY, REFUSED, UNSUPPORTED, CallRefused
@@ -138,7 +138,8 @@ async def pump(socket: Socket, call: LiveCall, outbox: Outbox, start: ClientStar
         match command:
             case ClientText():
                 if not await _allowed(pool, caller):
-                    await call.end("access_revoked")
+                    if (ending := revoke_call(call)) is not None:
+                        await ending
                     return
                 call.rep_text(command.text)
             case ClientEnd():

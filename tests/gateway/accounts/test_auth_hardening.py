@@ -67,6 +67,48 @@ async def test_a_rep_removed_from_the_org_loses_their_live_call(base_url, client
     assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
 
 
+async def test_a_coach_removed_from_the_org_is_closed_and_cannot_whisper(base_url, client):
+    admin, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.wait_for(lambda e: e["type"] == "session.started")
+    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await watch.wait_for(lambda e: e["type"] == "session.started")
+    removed = await client.delete(f"/api/orgs/members/{coach['user']['id']}", headers=bearer(admin))
+    assert removed.status_code == 204
+    try:
+        await watch.send({"type": "whisper", "text": "sent after the removal was answered"})
+    except Exception:
+        pass
+    code, reason = await watch.wait_closed(timeout=5)
+    assert code == 4403 and reason
+    await asyncio.sleep(0.5)
+    assert not [e for e in call.events if e["type"] == "whisper"], "a removed coach's whisper took effect"
+    await call.close()
+
+
+async def test_deleting_an_account_closes_its_live_call_and_its_watching_sockets(base_url, client):
+    admin, coach, rep, session_id = await team(client)
+    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await call.greeting()
+    other = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(rep))).json()
+    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
+    await watch.wait_for(lambda e: e["type"] == "session.started")
+    assert (await client.post("/api/user/delete", headers=bearer(coach))).status_code == 204
+    code, reason = await watch.wait_closed(timeout=5)
+    assert code == 4403 and reason
+    assert (await client.post("/api/user/delete", headers=bearer(rep))).status_code == 204
+    try:
+        await call.send({"type": "text", "text": "a typed turn after the deletion was answered"})
+    except Exception:
+        pass
+    code, reason = await call.wait_closed(timeout=5)
+    assert code == 4401 and reason
+    assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
+    again = await LiveClient(base_url, other["id"], rep["access_token"]).open()
+    assert (await again.wait_closed(timeout=5))[0] == 4401, "the deleted account's token opens nothing"
+    assert (await client.get("/api/health")).status_code == 200
+
+
 async def test_logout_closes_the_sockets_of_that_login(base_url, client):
     _, coach, rep, session_id = await team(client)
     call = await LiveClient(base_url, session_id, rep["access_token"]).open()

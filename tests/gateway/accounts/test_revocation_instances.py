@@ -1,6 +1,9 @@
 """Revocation across instances: a coach watching on B is closed within a few seconds of being
-demoted via A (B's sweep checks its sockets against the database every 2 s)."""
+demoted via A (B's sweep checks its sockets against the database every 2 s), and what a revoked
+caller sends on B before that sweep (a whisper, a typed turn) is checked against the database
+and does not take effect."""
 
+import asyncio
 import time
 
 import httpx
@@ -37,10 +40,34 @@ async def test_a_coach_watching_on_b_is_closed_after_being_demoted_via_a(pair, c
     demoted = await client.patch(f"/api/orgs/members/{coach['user']['id']}", json={"role": "trainee"},
                                  headers=bearer(admin))
     assert demoted.status_code == 200
+    try:  # inside B's sweep window: B checks the whisper against the database first
+        await watch.send({"type": "whisper", "text": "sent after the demotion was answered"})
+    except Exception:
+        pass
     code, reason = await watch.wait_closed(timeout=6)
     assert code == 4403 and reason
     assert time.monotonic() - started < 5
+    await asyncio.sleep(0.5)
+    assert not [e for e in call.events if e["type"] == "whisper"], "a demoted coach's whisper took effect"
     await call.close()
+
+
+async def test_a_rep_on_b_removed_via_a_loses_the_call_and_their_typed_turn_is_not_answered(pair, client):
+    a, b = pair
+    admin, _, rep, session_id = await team(client)
+    call = await LiveClient(b.url, session_id, rep["access_token"]).open()
+    await call.greeting()
+    started = time.monotonic()
+    removed = await client.delete(f"/api/orgs/members/{rep['user']['id']}", headers=bearer(admin))
+    assert removed.status_code == 204
+    try:
+        await call.send({"type": "text", "text": "a typed turn after the removal was answered"})
+    except Exception:
+        pass
+    code, reason = await call.wait_closed(timeout=6)
+    assert code == 4401 and reason
+    assert time.monotonic() - started < 5
+    assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
 
 
 async def test_a_rep_on_b_loses_the_call_after_logging_out_via_a(pair, client):
