@@ -175,8 +175,11 @@ async def revoke_invite(conn: asyncpg.Connection, org_id: uuid.UUID, invite_id: 
 
 async def store_refresh_token(conn: asyncpg.Connection, *, user_id: uuid.UUID, org_id: uuid.UUID,
                               family_id: uuid.UUID, token_hash: str, expires_at: datetime) -> None:
+    """Stores a refresh token; one already stored (the successor a concurrent rotation of the
+    same token stored a moment ago) is kept as it is."""
     await conn.execute(
-        "INSERT INTO refresh_tokens (user_id, org_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO refresh_tokens (user_id, org_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (token_hash) DO NOTHING",
         user_id, org_id, family_id, token_hash, expires_at,
     )
 

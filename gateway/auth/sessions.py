@@ -55,12 +55,14 @@ def is_secure(request: Request[Any, Any, Any]) -> bool:
 
 
 async def issue_session(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
-                        family_id: uuid.UUID | None = None) -> tuple[AuthOut, list[Cookie]]:
+                        family_id: uuid.UUID | None = None, refresh: str | None = None
+                        ) -> tuple[AuthOut, list[Cookie]]:
     """Stores a new refresh token (in `family_id`'s family, or a new one) and returns the answer
     body (with the access token) and the refresh, access and CSRF cookies. The access token
     carries the family (`fam`) and the CSRF cookie is bound to it (`tokens.csrf_token`). Every
-    way of signing in (password, SSO, refresh) goes through here."""
-    refresh = new_secret()
+    way of signing in (password, SSO, refresh) goes through here. `refresh`: the refresh token to
+    answer with (a rotation's successor, `tokens.successor_token`); a new random one by default."""
+    refresh = refresh or new_secret()
     family = family_id or uuid.uuid4()
     await accounts.store_refresh_token(
         conn, user_id=account.user_id, org_id=account.org_id, family_id=family,
@@ -86,9 +88,10 @@ async def issue_session(request: Request[Any, Any, Any], conn: asyncpg.Connectio
 
 
 async def signed_in(request: Request[Any, Any, Any], conn: asyncpg.Connection, account: accounts.Account, *,
-                    status_code: int, family_id: uuid.UUID | None = None) -> Response[AuthOut]:
+                    status_code: int, family_id: uuid.UUID | None = None, refresh: str | None = None
+                    ) -> Response[AuthOut]:
     """`issue_session`, answered as JSON with the cookies set."""
-    body, cookies = await issue_session(request, conn, account, family_id=family_id)
+    body, cookies = await issue_session(request, conn, account, family_id=family_id, refresh=refresh)
     return Response(body, status_code=status_code, cookies=cookies, headers={"Cache-Control": "no-store"})
 
 

@@ -18,6 +18,7 @@ from coaching.errors import SparringError
 __all__ = [
     "ACCESS_TTL_S", "REFRESH_TTL_S", "AccessClaims", "InvalidToken", "SupabaseClaims", "csrf_token",
     "decode_access_token", "decode_supabase_token", "hash_secret", "issue_access_token", "new_secret",
+    "successor_token",
 ]
 
 ACCESS_TTL_S = 15 * 60
@@ -103,6 +104,15 @@ def csrf_token(secret: str, family_id: uuid.UUID) -> str:
     """The CSRF token of one login: an HMAC of its refresh-token family, keyed by the JWT secret.
     A cookie planted by a sibling subdomain cannot match it."""
     digest = hmac.new(secret.encode(), b"sparring-csrf|" + family_id.bytes, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def successor_token(secret: str, presented: str) -> str:
+    """The refresh token that replaces `presented` when it is spent: an HMAC of it keyed by the
+    JWT secret. Two requests spending the same token at once (two tabs) get the same successor,
+    so the login keeps one chain and a later replay of either copy is still caught; nobody
+    without the secret can compute it."""
+    digest = hmac.new(secret.encode(), b"sparring-refresh|" + presented.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

@@ -17,7 +17,7 @@ from gateway.auth.caller import ACCESS_COOKIE, REFRESH_COOKIE, CallerDep
 from gateway.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from gateway.auth.revocation import sweeper_of
 from gateway.auth.sessions import AuthOut, OrgOut, UserOut, clear_cookies, signed_in
-from gateway.auth.tokens import ACCESS_TTL_S, InvalidToken, decode_access_token, hash_secret
+from gateway.auth.tokens import ACCESS_TTL_S, InvalidToken, decode_access_token, hash_secret, successor_token
 from gateway.errors import ApiError, ErrorBody, ErrorDetail
 from gateway.ratelimit import RateLimiter, client_address, limit_request
 from storage import accounts, sso
@@ -150,14 +150,16 @@ async def refresh(request: Request[Any, Any, Any], state: State) -> Response[Any
             await accounts.revoke_family(conn, record.family_id)
             await _deny_family(conn, record.family_id)
             return _refused("refresh_token_reused", "this session was ended for safety; log in again")
-        # `grace`: another tab rotated it a moment ago; this one gets an equivalent new pair.
+        # `grace`: another tab spent it a moment ago; this one gets the same successor (already
+        # stored by that rotation) and an access token of the same login.
         if record.expires_at < datetime.now(UTC):
             return _refused("refresh_token_expired", "the session expired; log in again")
         account = await accounts.get_account(conn, record.user_id, record.org_id)
         if account is None:
             return _refused("account_gone", "this account no longer exists")
         await set_tenant(conn, Tenant(org_id=account.org_id, user_id=account.user_id, role=account.role))
-        return await signed_in(request, conn, account, status_code=200, family_id=record.family_id)
+        return await signed_in(request, conn, account, status_code=200, family_id=record.family_id,
+                               refresh=successor_token(state.jwt_secret, presented))
 
 
 async def _deny_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
