@@ -57,6 +57,29 @@ async def test_reconnect_with_last_seq_replays_exactly_the_missed_events(base_ur
     await second.close()
 
 
+async def test_a_resume_ahead_of_the_log_is_refused_4400_whether_the_call_runs_or_never_started(base_url, client):
+    rep = await signup(client)
+    session_id = await new_session(client, rep)
+    first = await LiveClient(base_url, session_id, rep["access_token"]).open()
+    await first.greeting()
+    last_seq = numbered(first.events)[-1]["seq"]
+    await first.close()  # dropped: the call stays live here for the grace period
+    ahead = await LiveClient(base_url, session_id, rep["access_token"]).open(last_seq=last_seq + 50)
+    code, reason = await ahead.wait_closed()
+    assert code == 4400 and f"last_seq {last_seq + 50} is ahead" in reason, "refused, never renumbered"
+    honest = await LiveClient(base_url, session_id, rep["access_token"]).open(last_seq=last_seq)
+    resumed = await honest.wait_for(lambda e: e["type"] == "session.started")
+    assert resumed["resumed"] is True and resumed["seq"] > last_seq, "the refusal took nothing away"
+    await honest.send({"type": "end"})
+    await honest.wait_closed()
+    unstarted = await new_session(client, rep)
+    never = await LiveClient(base_url, unstarted, rep["access_token"]).open(last_seq=3)
+    code, reason = await never.wait_closed()
+    assert code == 4400 and "last_seq 3 is ahead" in reason
+    detail = (await client.get(f"/api/sessions/{unstarted}", headers=bearer(rep))).json()
+    assert detail["status"] == "created", "a refused resume does not start the call"
+
+
 async def _events(client, rep, session_id, *, after, until):
     items = (await client.get(f"/api/sessions/{session_id}/events", params={"after_seq": after},
                               headers=bearer(rep))).json()["items"]
