@@ -112,7 +112,8 @@ class LlmHinter:
         if query is None:
             return ()
         try:
-            return await asyncio.wait_for(retrieve(query, limit=HINT_PASSAGES), self._timeout_s / 2)
+            async with asyncio.timeout(self._timeout_s / 2):
+                return await retrieve(query, limit=HINT_PASSAGES)
         except (TimeoutError, ProviderUnavailable) as exc:
             log.warning("knowledge search for a hint failed; hinting without passages",
                         extra={"error": type(exc).__name__})
@@ -123,12 +124,13 @@ class LlmHinter:
         if not self._breaker.allow():
             return None
         try:
-            response = await asyncio.wait_for(self._backend.client.chat.completions.create(
-                model=self._backend.model, messages=_prompt(persona, history, passages), temperature=0.2,
-                max_tokens=120,
-                response_format={"type": "json_schema",
-                                 "json_schema": {"name": "coach_hint", "strict": True, "schema": _SCHEMA}},
-            ), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._backend.client.chat.completions.create(
+                    model=self._backend.model, messages=_prompt(persona, history, passages), temperature=0.2,
+                    max_tokens=120,
+                    response_format={"type": "json_schema",
+                                     "json_schema": {"name": "coach_hint", "strict": True, "schema": _SCHEMA}},
+                )
             content = response.choices[0].message.content or ""
             suggestion = _decode(content)
         except (TimeoutError, openai.OpenAIError, msgspec.DecodeError, msgspec.ValidationError, IndexError) as exc:

@@ -339,11 +339,12 @@ class LlmScorer:
 
     async def _ask(self, backend: LlmBackend, messages: list[ChatCompletionMessageParam], key: DimensionKey) -> str:
         """The model's raw answer; an empty or refused one is returned as "" (invalid JSON)."""
-        response = await asyncio.wait_for(backend.client.chat.completions.create(
-            model=backend.model, messages=messages, temperature=0, max_tokens=self._max_tokens,
-            response_format={"type": "json_schema", "json_schema": {
-                "name": f"score_{key}", "strict": True, "schema": _schema([c.id for c in CHECKS[key]])}},
-        ), self._timeout_s)
+        async with asyncio.timeout(self._timeout_s):
+            response = await backend.client.chat.completions.create(
+                model=backend.model, messages=messages, temperature=0, max_tokens=self._max_tokens,
+                response_format={"type": "json_schema", "json_schema": {
+                    "name": f"score_{key}", "strict": True, "schema": _schema([c.id for c in CHECKS[key]])}},
+            )
         if not response.choices:
             return ""
         return response.choices[0].message.content or ""

@@ -50,7 +50,8 @@ Probe = Callable[[], Awaitable[object]]
 async def _run(probe: Probe, *, critical: bool, timeout_s: float) -> Check:
     started = time.monotonic()
     try:
-        await asyncio.wait_for(probe(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await probe()
     except Exception as exc:  # any failure is the dependency's status, never the endpoint's
         error = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
         return Check("down", critical, round((time.monotonic() - started) * 1000, 1), error)

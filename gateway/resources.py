@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import secrets
@@ -159,85 +160,128 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Database (migrated), pool, Redis, provider clients and the JWT secret, on `app.state`."""
     settings: Settings = app.state.settings
-    async with AsyncExitStack() as stack:
-        dsn, server = await prepare_database(settings)
-        if server is not None:
-            # Stop it here: uvicorn re-raises SIGTERM after shutdown, so atexit hooks never run.
-            stack.push_async_callback(asyncio.to_thread, server.cleanup)
-        app.state.jwt_secret = await _jwt_secret(settings, dsn)
-        # The embedded server's URL is its superuser's: serve through a login that is not.
-        pool_dsn = dsn if server is None else await ensure_app_login(dsn)
-        pool: asyncpg.Pool = await create_pool(pool_dsn)
-        stack.push_async_callback(pool.close)
-        app.state.pool = pool
-        app.state.redis = None
-        if settings.redis_url:
-            app.state.redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-            stack.push_async_callback(app.state.redis.aclose)
-        app.state.llm_clients = _llm_clients(settings)
-        for client in app.state.llm_clients.values():
-            stack.push_async_callback(client.close)
-        app.state.elevenlabs = None
-        if settings.elevenlabs_api_key:
-            app.state.elevenlabs = httpx.AsyncClient(
-                base_url=settings.elevenlabs_base_url, timeout=settings.provider_timeout_s,
-                headers={"xi-api-key": settings.elevenlabs_api_key},
-            )
-            stack.push_async_callback(app.state.elevenlabs.aclose)
-        app.state.personas = load_personas()
-        services = build_call_services(settings, app.state.personas, app.state.llm_clients, app.state.elevenlabs)
-        app.state.call_services = services
-        stack.callback(services.pool.close)
-        writer = app.state.writer = await stack.enter_async_context(EventWriter(pool))
-        instance_id = app.state.instance_id = (settings.instance_id
-                                                or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
-        coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
-                       else MemoryCoordinator(instance_id))
-        app.state.feeds = FeedHub(coordinator, pool)
-        stack.push_async_callback(app.state.feeds.close)
-        calls = CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds)
-        # Before the registry, so it exits after: at shutdown the calls suspend first and tell their
-        # reps `restarting` (a socket's close code, a peer's notice), then the peers close.
-        app.state.webrtc = await stack.enter_async_context(WebRtcPeers(
-            pool=pool, calls=calls, ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
-            host_addresses=parse_host_addresses(settings.webrtc_host_addresses)))
-        app.state.calls = await stack.enter_async_context(calls)
-        app.state.revocations = await stack.enter_async_context(
-            RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
-        app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
-        app.state.knowledge = KnowledgeBase(pool, build_embedder(settings, app.state.llm_clients, services.pool))
-        services.retrieval = app.state.knowledge.retriever
-        stack.push_async_callback(_cancel, asyncio.create_task(
-            app.state.knowledge.run(load_starter=settings.knowledge_starter)))
-        app.state.coach_chat = CoachChat(_chat_backends(settings, app.state.llm_clients),
-                                         breaker_reset_s=settings.chat_breaker_reset_seconds)
-        control = httpx.AsyncClient(timeout=5) if settings.vapi_coach_steering else None
-        if control is not None:
-            stack.push_async_callback(control.aclose)
-        app.state.vapi = VapiCalls(
-            pool=pool, coordinator=coordinator, personas=app.state.personas, hint_options=services.hints,
-            default_org_id=settings.vapi_default_org_id, default_persona_id=settings.vapi_default_persona_id,
-            site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control,
-            secret=app.state.jwt_secret, knowledge=app.state.knowledge,
-            control_hosts=tuple(h.strip().lower() for h in settings.vapi_control_hosts.split(",") if h.strip()))
-        overdue_s = settings.max_call_seconds + settings.vapi_timeout_grace_seconds
-        timeouts = VapiTimeouts(pool, app.state.vapi, after_s=overdue_s, every_s=min(60.0, max(1.0, overdue_s / 10)))
-        stack.push_async_callback(_cancel, asyncio.create_task(timeouts.run()))
-        app.state.job_notifications = await stack.enter_async_context(JobNotifications(pool))
-        app.state.scorer = build_scorer(settings.scorer, _scoring_backends(settings, app.state.llm_clients))
-        score = ScoreSession(app.state.scorer)
-        transcribe = TranscribeUpload(_recording_stt(services, app.state.llm_clients), app.state.scorer,
-                                      chunk_ms=settings.upload_chunk_seconds * 1000)
-        rescore_upload = ScoreUpload(app.state.scorer)
-        reembed = ReembedKnowledge(app.state.knowledge)
-        handlers = {job.kind: job for job in (score, transcribe, rescore_upload, reembed)}
-        app.state.jobs = await stack.enter_async_context(JobRunner(
-            pool, handlers, worker_id=instance_id, notifications=app.state.job_notifications,
-            concurrency=settings.job_workers))
-        if settings.vapi_webhook_auth == "none":
-            log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
-        # Load local models in the background so the first call does not wait for them.
-        warm = [p.warm_up for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
-        if warm:
-            stack.push_async_callback(_cancel, asyncio.create_task(_warm_up(services, warm)))
-        yield
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            try:
+                await _start(app, settings, stack)
+                yield
+            finally:  # shutdown begins: say what it still waits for if it takes long
+                watchdog = asyncio.create_task(_report_slow_shutdown(SLOW_SHUTDOWN_S), name="shutdown-watchdog")
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+SLOW_SHUTDOWN_S = 15.0
+POOL_CLOSE_S = 10.0
+
+
+async def _report_slow_shutdown(after_s: float) -> None:
+    """Once shutdown has taken `after_s`, logs every task still pending and where it waits (code
+    locations only), so a gateway that does not stop says why."""
+    await asyncio.sleep(after_s)
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is me or task.done():
+            continue
+        where = io.StringIO()
+        task.print_stack(limit=8, file=where)
+        log.warning("shutdown is slow: a task is still pending",
+                    extra={"task": task.get_name(), "stack": where.getvalue()[-2000:]})
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """Closes the pool, waiting at most POOL_CLOSE_S for connections still held (asyncpg's close
+    waits for every one of them), then terminates the rest."""
+    try:
+        async with asyncio.timeout(POOL_CLOSE_S):
+            await pool.close()
+    except TimeoutError:
+        log.warning("database pool did not close in time; terminating its connections",
+                    extra={"after_s": POOL_CLOSE_S})
+        pool.terminate()
+
+
+async def _start(app: Litestar, settings: Settings, stack: AsyncExitStack) -> None:
+    """Everything the app needs, each piece's clean-up pushed on `stack` (undone in reverse)."""
+    dsn, server = await prepare_database(settings)
+    if server is not None:
+        # Stop it here: uvicorn re-raises SIGTERM after shutdown, so atexit hooks never run.
+        stack.push_async_callback(asyncio.to_thread, server.cleanup)
+    app.state.jwt_secret = await _jwt_secret(settings, dsn)
+    # The embedded server's URL is its superuser's: serve through a login that is not.
+    pool_dsn = dsn if server is None else await ensure_app_login(dsn)
+    pool: asyncpg.Pool = await create_pool(pool_dsn)
+    stack.push_async_callback(_close_pool, pool)
+    app.state.pool = pool
+    app.state.redis = None
+    if settings.redis_url:
+        app.state.redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        stack.push_async_callback(app.state.redis.aclose)
+    app.state.llm_clients = _llm_clients(settings)
+    for client in app.state.llm_clients.values():
+        stack.push_async_callback(client.close)
+    app.state.elevenlabs = None
+    if settings.elevenlabs_api_key:
+        app.state.elevenlabs = httpx.AsyncClient(
+            base_url=settings.elevenlabs_base_url, timeout=settings.provider_timeout_s,
+            headers={"xi-api-key": settings.elevenlabs_api_key},
+        )
+        stack.push_async_callback(app.state.elevenlabs.aclose)
+    app.state.personas = load_personas()
+    services = build_call_services(settings, app.state.personas, app.state.llm_clients, app.state.elevenlabs)
+    app.state.call_services = services
+    stack.callback(services.pool.close)
+    writer = app.state.writer = await stack.enter_async_context(EventWriter(pool))
+    instance_id = app.state.instance_id = (settings.instance_id
+                                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
+                   else MemoryCoordinator(instance_id))
+    app.state.feeds = FeedHub(coordinator, pool)
+    stack.push_async_callback(app.state.feeds.close)
+    calls = CallRegistry(pool, services, writer, coordinator, lease_ttl_s=settings.live_ttl_seconds)
+    # Before the registry, so it exits after: at shutdown the calls suspend first and tell their
+    # reps `restarting` (a socket's close code, a peer's notice), then the peers close.
+    app.state.webrtc = await stack.enter_async_context(WebRtcPeers(
+        pool=pool, calls=calls, ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
+        host_addresses=parse_host_addresses(settings.webrtc_host_addresses)))
+    app.state.calls = await stack.enter_async_context(calls)
+    app.state.revocations = await stack.enter_async_context(
+        RevocationSweeper(pool, app.state.calls.live_calls, app.state.feeds.watchers))
+    app.state.limiter = await stack.enter_async_context(RateLimiter.from_settings(settings, app.state.redis))
+    app.state.knowledge = KnowledgeBase(pool, build_embedder(settings, app.state.llm_clients, services.pool))
+    services.retrieval = app.state.knowledge.retriever
+    stack.push_async_callback(_cancel, asyncio.create_task(
+        app.state.knowledge.run(load_starter=settings.knowledge_starter)))
+    app.state.coach_chat = CoachChat(_chat_backends(settings, app.state.llm_clients),
+                                     breaker_reset_s=settings.chat_breaker_reset_seconds)
+    control = httpx.AsyncClient(timeout=5) if settings.vapi_coach_steering else None
+    if control is not None:
+        stack.push_async_callback(control.aclose)
+    app.state.vapi = VapiCalls(
+        pool=pool, coordinator=coordinator, personas=app.state.personas, hint_options=services.hints,
+        default_org_id=settings.vapi_default_org_id, default_persona_id=settings.vapi_default_persona_id,
+        site_url=settings.site_url, presence_ttl_s=settings.max_call_seconds, http=control,
+        secret=app.state.jwt_secret, knowledge=app.state.knowledge,
+        control_hosts=tuple(h.strip().lower() for h in settings.vapi_control_hosts.split(",") if h.strip()))
+    overdue_s = settings.max_call_seconds + settings.vapi_timeout_grace_seconds
+    timeouts = VapiTimeouts(pool, app.state.vapi, after_s=overdue_s, every_s=min(60.0, max(1.0, overdue_s / 10)))
+    stack.push_async_callback(_cancel, asyncio.create_task(timeouts.run()))
+    app.state.job_notifications = await stack.enter_async_context(JobNotifications(pool))
+    app.state.scorer = build_scorer(settings.scorer, _scoring_backends(settings, app.state.llm_clients))
+    score = ScoreSession(app.state.scorer)
+    transcribe = TranscribeUpload(_recording_stt(services, app.state.llm_clients), app.state.scorer,
+                                  chunk_ms=settings.upload_chunk_seconds * 1000)
+    rescore_upload = ScoreUpload(app.state.scorer)
+    reembed = ReembedKnowledge(app.state.knowledge)
+    handlers = {job.kind: job for job in (score, transcribe, rescore_upload, reembed)}
+    app.state.jobs = await stack.enter_async_context(JobRunner(
+        pool, handlers, worker_id=instance_id, notifications=app.state.job_notifications,
+        concurrency=settings.job_workers))
+    if settings.vapi_webhook_auth == "none":
+        log.warning("VAPI_WEBHOOK_AUTH=none: VAPI webhooks are accepted without any verification")
+    # Load local models in the background so the first call does not wait for them.
+    warm = [p.warm_up for p in (services.stt, services.tts) if hasattr(p, "warm_up")]
+    if warm:
+        stack.push_async_callback(_cancel, asyncio.create_task(_warm_up(services, warm)))

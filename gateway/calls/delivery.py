@@ -92,7 +92,8 @@ class Delivery:
         deadline = loop.time() + behind_s
         while True:
             try:
-                await asyncio.wait_for(self._empty.wait(), max(0.0, min(timeout_s, deadline - loop.time())))
+                async with asyncio.timeout(max(0.0, min(timeout_s, deadline - loop.time()))):
+                    await self._empty.wait()
                 return True
             except TimeoutError:
                 if self._writer.failing or loop.time() >= deadline:

@@ -105,7 +105,8 @@ class Outbox:
     async def drain(self) -> None:
         """Waits until the sender is done (after `close`)."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), 10)
+            async with asyncio.timeout(10):
+                await asyncio.shield(self._task)
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
 

@@ -74,7 +74,8 @@ class MemoryCoordinator:
             return found
         async with stream.changed:
             try:
-                await asyncio.wait_for(stream.changed.wait(), block_ms / 1000)
+                async with asyncio.timeout(block_ms / 1000):
+                    await stream.changed.wait()
             except TimeoutError:
                 return []
         return [e for e in stream.entries if e.seq > after_seq]

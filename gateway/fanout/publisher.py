@@ -88,7 +88,8 @@ class StreamPublisher:
     async def close(self, timeout_s: float = 5) -> None:
         """Publishes what is pending, then stops."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         except TimeoutError:
             pass
         self._task.cancel()

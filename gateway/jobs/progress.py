@@ -74,7 +74,8 @@ async def job_events(pool: asyncpg.Pool, tenant: Tenant, job_id: uuid.UUID,
             if job.status == "failed":
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), _POLL_S)
+                async with asyncio.timeout(_POLL_S):
+                    await changed.wait()
                 quiet_s = 0.0
                 continue
             quiet_s += _POLL_S

@@ -126,7 +126,8 @@ class JobRunner:
                 log.warning("claiming jobs failed", extra={"error": type(exc).__name__})
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
 
     def _done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)

@@ -216,6 +216,7 @@ class KnowledgeBase:
                 log.exception("queueing knowledge re-embedding failed")
             self._stale.clear()
             try:
-                await asyncio.wait_for(self._stale.wait(), every_s)
+                async with asyncio.timeout(every_s):
+                    await self._stale.wait()
             except TimeoutError:
                 pass

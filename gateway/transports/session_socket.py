@@ -66,7 +66,8 @@ async def open_call(socket: Socket, state: State,
     if session.user_id != caller.user_id:
         raise CallRefused(REFUSED, "only the rep can join their call; coaches watch at /watch")
     try:
-        frame = await asyncio.wait_for(receive_frame(socket), START_TIMEOUT_S)
+        async with asyncio.timeout(START_TIMEOUT_S):
+            frame = await receive_frame(socket)
     except TimeoutError:
         raise CallRefused(POLICY, f"send the start message within {START_TIMEOUT_S} s") from None
     if frame is None:

@@ -265,7 +265,8 @@ class _Peer:
         """A peer without its `events` channel cannot carry the call (the SDP names no labels, so
         the offer could not tell): like one that never connects, it is a drop at the timeout."""
         try:
-            await asyncio.wait_for(self._up(), CONNECT_TIMEOUT_S)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await self._up()
         except TimeoutError:
             self._dropped(f"not connected with an {EVENTS_LABEL!r} data channel within {CONNECT_TIMEOUT_S} s")
 
@@ -361,7 +362,8 @@ class _Peer:
             await asyncio.sleep(0.02)
         try:
             # The client closes itself on session.ended or a notice; otherwise close after a moment.
-            await asyncio.wait_for(self._closed_by_client(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self._closed_by_client()
         except TimeoutError:
             pass
         self._dropped(cause)

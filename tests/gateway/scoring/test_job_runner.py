@@ -139,3 +139,21 @@ async def test_only_the_kinds_a_runner_handles_are_claimed(db, app_pool):
     async with JobRunner(app_pool, {"probe": handler}, worker_id="a", poll_s=0.05):
         await asyncio.sleep(0.4)
     assert (await statuses(db, [job]))[job][0] == "queued"
+
+
+async def test_a_runner_woken_as_it_stops_still_stops(app_pool):
+    """A job finishing (which wakes the claim loop) at the moment the gateway shuts down: on
+    Python 3.11, asyncio.wait_for swallowed a cancellation that arrived as the awaited event was
+    set, the claim loop went on polling, and shutdown waited for it forever (a gateway that never
+    exited on SIGTERM after a busy round)."""
+    async def handler(context):
+        pass
+
+    runner = JobRunner(app_pool, {"probe": handler}, worker_id="a", poll_s=30)
+    await runner.__aenter__()
+    await asyncio.sleep(0.2)  # the claim loop has claimed nothing and waits for a wake
+    runner.wake()  # set now; the loop would run again on the next turn...
+    stopping = asyncio.create_task(runner.__aexit__(None, None, None))  # ...but it is cancelled first
+    done, _ = await asyncio.wait([stopping], timeout=5)
+    still = [t for t in asyncio.all_tasks() if t.get_name() == "jobs-claim" and not t.done()]
+    assert done and not still, "the claim loop went on after it was cancelled"
