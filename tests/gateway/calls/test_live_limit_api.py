@@ -59,6 +59,7 @@ async def test_over_the_limit_post_is_409_naming_the_count_and_how_to_end_them(b
     assert (ended.json()["status"], ended.json()["end_reason"]) == ("ended", "rep_ended")
     events = (await client.get(f"/api/sessions/{first}/events", params={"limit": 1000},
                                headers=bearer(rep))).json()["items"]
+    events = [e for e in events if e["type"] != "score.ready"]  # the scorecard may follow the call already
     assert events[-1]["type"] == "session.ended" and events[-1]["reason"] == "rep_ended"
     assert (await create(client, rep)).status_code == 201, "ending a stray call frees its place"
 

@@ -92,5 +92,8 @@ async def test_a_browser_call_and_a_vapi_call_fed_the_same_transcript_log_the_sa
     vapi_log = await stored(module_database_url, sid)
     assert transcript_and_hints(vapi_log) == expected
     for log in (browser_log, vapi_log):
-        assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
-        assert log[0]["type"] == "session.started" and log[-1]["type"] == "session.ended"
+        # The call's own events: score.ready follows them once the scoring job is done (CI caught
+        # one done before the log was read).
+        own = [e for e in log if e["type"] != "score.ready"]
+        assert [e["seq"] for e in own] == list(range(1, len(own) + 1))
+        assert own[0]["type"] == "session.started" and own[-1]["type"] == "session.ended"
