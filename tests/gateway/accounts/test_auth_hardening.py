@@ -12,8 +12,9 @@ import pytest
 from gateway.app import create_app, serve_app
 from gateway.auth.tokens import hash_secret
 from tests.conftest import make_settings
+from tests.gateway.accounts.revocation_helpers import rep_and_coach, typed_turn_has_no_effect, whisper_has_no_effect
 from tests.gateway.accounts_helpers import PASSWORD, bearer, signup, unique_email
-from tests.gateway.calls.test_watch import team, watcher
+from tests.gateway.calls.test_watch import team
 from tests.gateway.live_client import LiveClient
 from tests.servers import run_asgi
 
@@ -32,23 +33,16 @@ def _from(address: str) -> dict[str, str]:
 
 # --- 1. revocation reaches open sockets ----------------------------------------------------------
 
-async def test_a_coach_demoted_to_trainee_is_closed_and_cannot_whisper(base_url, client):
+@pytest.mark.parametrize("change", ["demoted to trainee", "removed from the org"])
+async def test_a_coach_demoted_or_removed_is_closed_and_cannot_whisper(base_url, client, change):
     admin, coach, rep, session_id = await team(client)
-    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "session.started")
-    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
-    await watch.wait_for(lambda e: e["type"] == "session.started")
-    demoted = await client.patch(f"/api/orgs/members/{coach['user']['id']}", json={"role": "trainee"},
-                                 headers=bearer(admin))
-    assert demoted.status_code == 200
-    try:
-        await watch.send({"type": "whisper", "text": "sent after the demotion was answered"})
-    except Exception:
-        pass
-    code, reason = await watch.wait_closed(timeout=5)
-    assert code == 4403 and reason
-    await asyncio.sleep(0.5)
-    assert not [e for e in call.events if e["type"] == "whisper"], "a revoked coach's whisper took effect"
+    call, watch = await rep_and_coach(base_url, base_url, session_id, rep, coach)
+    member = f"/api/orgs/members/{coach['user']['id']}"
+    if change == "demoted to trainee":
+        assert (await client.patch(member, json={"role": "trainee"}, headers=bearer(admin))).status_code == 200
+    else:
+        assert (await client.delete(member, headers=bearer(admin))).status_code == 204
+    await whisper_has_no_effect(watch, call)
     await call.close()
 
 
@@ -58,52 +52,18 @@ async def test_a_rep_removed_from_the_org_loses_their_live_call(base_url, client
     await call.greeting()
     removed = await client.delete(f"/api/orgs/members/{rep['user']['id']}", headers=bearer(admin))
     assert removed.status_code == 204
-    try:
-        await call.send({"type": "text", "text": "a typed turn after the removal was answered"})
-    except Exception:
-        pass
-    code, reason = await call.wait_closed(timeout=5)
-    assert code == 4401 and reason
-    assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
-
-
-async def test_a_coach_removed_from_the_org_is_closed_and_cannot_whisper(base_url, client):
-    admin, coach, rep, session_id = await team(client)
-    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.wait_for(lambda e: e["type"] == "session.started")
-    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
-    await watch.wait_for(lambda e: e["type"] == "session.started")
-    removed = await client.delete(f"/api/orgs/members/{coach['user']['id']}", headers=bearer(admin))
-    assert removed.status_code == 204
-    try:
-        await watch.send({"type": "whisper", "text": "sent after the removal was answered"})
-    except Exception:
-        pass
-    code, reason = await watch.wait_closed(timeout=5)
-    assert code == 4403 and reason
-    await asyncio.sleep(0.5)
-    assert not [e for e in call.events if e["type"] == "whisper"], "a removed coach's whisper took effect"
-    await call.close()
+    await typed_turn_has_no_effect(call)
 
 
 async def test_deleting_an_account_closes_its_live_call_and_its_watching_sockets(base_url, client):
     admin, coach, rep, session_id = await team(client)
-    call = await LiveClient(base_url, session_id, rep["access_token"]).open()
-    await call.greeting()
+    call, watch = await rep_and_coach(base_url, base_url, session_id, rep, coach)
     other = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo"}, headers=bearer(rep))).json()
-    watch = await watcher(base_url, session_id, coach["access_token"]).open(start=False)
-    await watch.wait_for(lambda e: e["type"] == "session.started")
     assert (await client.post("/api/user/delete", headers=bearer(coach))).status_code == 204
     code, reason = await watch.wait_closed(timeout=5)
     assert code == 4403 and reason
     assert (await client.post("/api/user/delete", headers=bearer(rep))).status_code == 204
-    try:
-        await call.send({"type": "text", "text": "a typed turn after the deletion was answered"})
-    except Exception:
-        pass
-    code, reason = await call.wait_closed(timeout=5)
-    assert code == 4401 and reason
-    assert not [e for e in call.events if e["type"] == "transcript.final" and e["speaker"] == "rep"]
+    await typed_turn_has_no_effect(call)
     again = await LiveClient(base_url, other["id"], rep["access_token"]).open()
     assert (await again.wait_closed(timeout=5))[0] == 4401, "the deleted account's token opens nothing"
     assert (await client.get("/api/health")).status_code == 200

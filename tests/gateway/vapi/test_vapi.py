@@ -301,14 +301,19 @@ async def test_a_legacy_report_without_artifact_messages_gives_the_transcript_fr
     assert call_events[-1]["type"] == "session.ended" and call_events[-1]["duration_ms"] == 95500
 
 
-async def test_a_burst_of_webhooks_for_one_call_is_stored_once_each_numbered_in_order_and_watched_live(
-        base_url, client, module_database_url):
+async def watched_vapi_call(base_url, client):
+    """A rep's VAPI session (its id), a coach's watch socket on it, and a fresh VAPI call id."""
     admin = await signup(client)
     coach = await signup(client, invite_code=await invite(client, admin, "coach"))
     rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
     sid = (await vapi_session(client, rep))["id"]
     watch = await watcher(base_url, sid, coach["access_token"]).open(start=False)
-    call_id = f"call-{uuid.uuid4().hex[:10]}"
+    return sid, watch, f"call-{uuid.uuid4().hex[:10]}"
+
+
+async def test_a_burst_of_webhooks_for_one_call_is_stored_once_each_numbered_in_order_and_watched_live(
+        base_url, client, module_database_url):
+    sid, watch, call_id = await watched_vapi_call(base_url, client)
     t0 = int(time.time() * 1000)
     assert (await deliver(client, payload("status-update-in-progress", call_id=call_id, session_id=sid,
                                           ts=t0))).status_code == 200
@@ -353,12 +358,7 @@ async def test_a_deleted_vapi_session_takes_no_more_events_from_its_call(client,
 
 
 async def test_hints_run_on_vapi_transcripts(base_url, client):
-    admin = await signup(client)
-    coach = await signup(client, invite_code=await invite(client, admin, "coach"))
-    rep = await signup(client, invite_code=await invite(client, admin, "trainee"))
-    sid = (await vapi_session(client, rep))["id"]
-    watch = await watcher(base_url, sid, coach["access_token"]).open(start=False)
-    call_id = f"call-{uuid.uuid4().hex[:10]}"
+    sid, watch, call_id = await watched_vapi_call(base_url, client)
     for name in ("status-update-in-progress", "transcript-final-user", "transcript-final-objection"):
         assert (await deliver(client, payload(name, call_id=call_id, session_id=sid))).status_code == 200
     hint = await watch.wait_for(lambda e: e["type"] == "hint")
