@@ -191,7 +191,7 @@ class Decoder(Generic[T]):
     def __init__(self, type: Any) -> None:
         self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(type)
 
-    def decode(self, data: bytes | str) -> T:
+    def decode(self, data: bytes | str | msgspec.Raw) -> T:
         try:
             return self._decoder.decode(data)
         except RecursionError:

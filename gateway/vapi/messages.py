@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from coaching.events import Decoder
+
 __all__ = [
     "AssistantRequest", "Call", "ConversationUpdate", "EndOfCallReport", "FunctionCall", "Hang", "Message",
     "ModelOutput", "NotVapiMessage", "SpeechUpdate", "StatusUpdate", "ToolCall", "ToolCalls", "Transcript",
@@ -229,24 +231,26 @@ def without_nul(body: bytes) -> bytes:
     return _NUL_ESCAPE.sub(rb"\1", body) if b"\\u0000" in body else body
 
 
+_envelope: Decoder[_Envelope] = Decoder(_Envelope)
+_head: Decoder[_Head] = Decoder(_Head)
+_decoders: dict[str, Decoder[Message]] = {kind: Decoder(type_) for kind, type_ in _TYPES.items()}
+_unhandled: Decoder[Message] = Decoder(Unhandled)
+
+
 def decode_message(body: bytes) -> Message:
     """Raises:
-        NotVapiMessage: not JSON, no `message` object, no `message.type`, or a handled type
-            without its required fields.
+        NotVapiMessage: not JSON (or nested too deeply), no `message` object, no `message.type`,
+            or a handled type without its required fields.
     """
     try:
-        raw = msgspec.json.decode(body, type=_Envelope).message
-        kind = msgspec.json.decode(raw, type=_Head).type
-    except RecursionError:
-        raise NotVapiMessage("the body is nested too deeply to be a VAPI server message") from None
+        raw = _envelope.decode(body).message
+        kind = _head.decode(raw).type
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise NotVapiMessage(f"not a VAPI server message ({{\"message\": {{\"type\": ...}}}}): {exc}") from None
     try:
-        return msgspec.json.decode(raw, type=_TYPES.get(kind, Unhandled))
-    except msgspec.ValidationError as exc:
+        return _decoders.get(kind, _unhandled).decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise NotVapiMessage(f"{kind}: {exc}") from None
-    except RecursionError:
-        raise NotVapiMessage(f"{kind}: nested too deeply") from None
 
 
 class ToolCall(msgspec.Struct, frozen=True):
