@@ -16,7 +16,7 @@ from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import bearer, signup
 from tests.gateway.calls.test_watch import numbered
 from tests.gateway.live_client import LiveClient
-from tests.gateway.vapi.test_vapi import stored_events
+from tests.gateway.stored import stored_events
 from tests.processes import gateway_process
 from tests.servers import run_asgi
 

@@ -13,7 +13,7 @@ from gateway.vapi.assistant import session_token
 from tests.conftest import TEST_JWT_SECRET, make_settings
 from tests.gateway.accounts_helpers import bearer, signup
 from tests.gateway.live_client import LiveClient
-from tests.gateway.vapi.test_vapi import stored_events as stored
+from tests.gateway.stored import stored_events as stored
 from tests.gateway.vapi_helpers import SECRET, deliver
 from tests.servers import run_asgi
 

@@ -18,6 +18,7 @@ from gateway.vapi.assistant import session_token
 from tests.conftest import TEST_JWT_SECRET, make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, invite, signup
 from tests.gateway.calls.test_watch import numbered, watcher
+from tests.gateway.stored import stored_events
 from tests.gateway.vapi_helpers import FIXTURES, SECRET, deliver, payload, signed
 from tests.servers import run_asgi
 
@@ -65,16 +66,6 @@ async def vapi_session(client, rep) -> dict:
                                  headers=bearer(rep))
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def stored_events(module_database_url, session_id) -> list[dict]:
-    conn = await asyncpg.connect(module_database_url)
-    try:
-        rows = await conn.fetch("SELECT payload::text FROM session_events WHERE session_id = $1 ORDER BY seq",
-                                uuid.UUID(session_id))
-    finally:
-        await conn.close()
-    return [json.loads(r["payload"]) for r in rows]
 
 
 # --- verification -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from gateway.app import create_app, serve_app
 from tests.conftest import make_settings
 from tests.gateway.accounts_helpers import bearer, eventually, signup
 from tests.gateway.live_client import LiveClient
-from tests.gateway.vapi.test_vapi import stored_events
+from tests.gateway.stored import stored_events
 from tests.gateway.vapi_helpers import SECRET, deliver, payload
 from tests.servers import run_asgi
 
