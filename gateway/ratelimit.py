@@ -1,7 +1,8 @@
 """Distributed rate limits with the `limits` library, in Redis when REDIS_URL is set (atomic Lua,
 so N per minute holds across every instance), in memory otherwise. Limits up to 1,000 per window
 use the exact moving window; larger ones (the webhook's 6,000/minute) the sliding-window counter,
-whose cost does not grow with the limit (the moving window's check walks every entry in it).
+whose cost does not grow with the limit (the moving window's check walks every entry in it); a
+busy key of those reads its window stats for the headers at most once a second (`_STATS_FRESH_S`).
 
 Handlers call `RateLimiter.check(name, key)` with a limit named in settings (`RATE_LIMIT_<NAME>`).
 The verdict's headers go on every response of the route, whatever its status
@@ -44,6 +45,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 _SCOPE_KEY = "sparring.rate_limit_headers"
 _EXACT_UP_TO = 1000
+# A key's window stats are read again after this long, or once its last-read remaining, less this
+# instance's hits since, nears the limit; in between the headers are computed from them.
+_STATS_FRESH_S = 1.0
+_RECENT_KEYS = 10_000
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -78,6 +83,13 @@ class Verdict(msgspec.Struct, frozen=True):
         return RateLimited(f"too many {what}; try again in {self.retry_after} s", retry_after=self.retry_after)
 
 
+class _Window(msgspec.Struct):
+    remaining: int
+    reset: int
+    read_at: float  # time.monotonic()
+    since: int = 0  # this instance's hits counted since
+
+
 class RateLimiter:
     """Args:
         storage: a `limits` async storage.
@@ -92,6 +104,7 @@ class RateLimiter:
             name: moving if item.amount <= _EXACT_UP_TO else counter for name, item in limits.items()}
         self.limits, self.fail_closed = limits, fail_closed
         self._failing = False
+        self._recent: dict[tuple[str, str], _Window] = {}  # the last window stats read per key
 
     @classmethod
     @asynccontextmanager
@@ -127,6 +140,14 @@ class RateLimiter:
         strategy = self._strategies[name]
         try:
             allowed = await strategy.hit(item, name, key)
+            known = self._recent.get((name, key)) if allowed and item.amount > _EXACT_UP_TO else None
+            if known is not None and time.monotonic() - known.read_at < _STATS_FRESH_S \
+                    and known.remaining - known.since > item.amount // 10:
+                # Counted exactly above. A large limit's headers (its window counter is an
+                # estimate already) are the last read less this instance's hits since: a busy
+                # key skips the second round trip.
+                known.since += 1
+                return Verdict(True, name, item.amount, known.remaining - known.since, known.reset, window_s)
             stats = await strategy.get_window_stats(item, name, key)
         except (StorageError, OSError, aioredis.RedisError) as exc:
             if not self._failing:
@@ -139,6 +160,10 @@ class RateLimiter:
             log.info("rate-limit store reachable again")
             self._failing = False
         reset = math.ceil(stats.reset_time)
+        if item.amount > _EXACT_UP_TO:
+            self._recent[name, key] = _Window(stats.remaining, reset, time.monotonic())
+            while len(self._recent) > _RECENT_KEYS:
+                self._recent.pop(next(iter(self._recent)))
         return Verdict(allowed, name, item.amount, stats.remaining, reset, window_s)
 
 
