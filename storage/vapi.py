@@ -16,7 +16,7 @@ import msgspec
 __all__ = [
     "FoundSession", "LockedSession", "VapiOrgSettings", "endpoint_key", "find_session", "first_admin", "get_org_vapi",
     "keep_deliveries", "keep_delivery",
-    "lock_session", "mark_webhook_created", "phone_org", "put_org_vapi", "set_call_id", "set_metadata",
+    "lock_session", "lock_sessions", "mark_webhook_created", "phone_org", "put_org_vapi", "set_call_id", "set_metadata",
     "session_has_finals", "stale_vapi_sessions",
 ]
 
@@ -153,18 +153,27 @@ async def stale_vapi_sessions(conn: asyncpg.Connection, started_before_s: float)
 async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> LockedSession | None:
     """The session, locked until the transaction ends: one webhook at a time numbers its events.
     None when there is none or it was deleted (a deleted call takes no more events)."""
-    row = await conn.fetchrow(
+    return (await lock_sessions(conn, [session_id])).get(session_id)
+
+
+async def lock_sessions(conn: asyncpg.Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedSession]:
+    """`lock_session` for several sessions in two statements, locked in id order (the order every
+    caller locks in, so two transactions never wait on each other's rows). A session that is not
+    there or was deleted is missing from the result."""
+    ids = sorted(set(session_ids))
+    rows = await conn.fetch(
         "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
-        " FROM roleplay_sessions WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", session_id)
-    if row is None:
-        return None
-    # Read after the lock is held, in a statement of its own: a read-committed statement that
-    # waited for the lock still sees the snapshot it started with, so the seqs the previous
+        " FROM roleplay_sessions WHERE id = any($1::uuid[]) AND deleted_at IS NULL ORDER BY id FOR UPDATE", ids)
+    if not rows:
+        return {}
+    # Read after the locks are held, in a statement of its own: a read-committed statement that
+    # waited for a lock still sees the snapshot it started with, so the seqs the previous
     # holder just committed would be missed.
-    last_seq: int = await conn.fetchval(
-        "SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id)
-    return LockedSession(row["id"], row["org_id"], row["user_id"], row["status"], row["started_at"],
-                         row["owner_fence"], json.loads(row["metadata"]), row["persona_id"], last_seq)
+    seqs = {r["id"]: r["last_seq"] for r in await conn.fetch(
+        "SELECT s.id, (SELECT coalesce(max(seq), 0) FROM session_events e WHERE e.session_id = s.id) AS last_seq"
+        " FROM unnest($1::uuid[]) AS s(id)", [r["id"] for r in rows])}
+    return {r["id"]: LockedSession(r["id"], r["org_id"], r["user_id"], r["status"], r["started_at"], r["owner_fence"],
+                                   json.loads(r["metadata"]), r["persona_id"], seqs[r["id"]]) for r in rows}
 
 
 async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,

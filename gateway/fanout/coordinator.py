@@ -47,6 +47,10 @@ class Coordinator(Protocol):
         """Appends entries if `token` holds the call's lease (taking it when nobody does).
         False: another instance owns the call now; nothing was appended."""
 
+    async def publish_many(self, batches: Sequence[tuple[str, str, Sequence[StreamEntry]]],
+                           ttl_ms: int) -> list[bool]:
+        """`publish` for several calls (session id, token, entries) in one round trip; each one's answer."""
+
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
         """Entries with seq > after_seq, waiting up to block_ms for the first (0: do not wait)."""
 

@@ -67,6 +67,10 @@ class MemoryCoordinator:
             stream.changed.notify_all()
         return True
 
+    async def publish_many(self, batches: Sequence[tuple[str, str, Sequence[StreamEntry]]],
+                           ttl_ms: int) -> list[bool]:
+        return [await self.publish(session_id, token, entries, ttl_ms) for session_id, token, entries in batches]
+
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
         stream = self._stream(session_id)
         found = [e for e in stream.entries if e.seq > after_seq]

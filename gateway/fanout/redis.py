@@ -91,10 +91,25 @@ class RedisCoordinator:
         self._release = client.register_script(_RELEASE)
 
     async def publish(self, session_id: str, token: str, entries: Sequence[StreamEntry], ttl_ms: int) -> bool:
+        return bool(await self._publish(keys=[_key(session_id, "lease"), _key(session_id, "events")],
+                                        args=self._publish_args(token, entries, ttl_ms)))
+
+    async def publish_many(self, batches: Sequence[tuple[str, str, Sequence[StreamEntry]]],
+                           ttl_ms: int) -> list[bool]:
+        if not batches:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id, token, entries in batches:
+                await self._publish(keys=[_key(session_id, "lease"), _key(session_id, "events")],
+                                    args=self._publish_args(token, entries, ttl_ms), client=pipe)
+            replies = await pipe.execute()
+        return [bool(reply) for reply in replies]
+
+    def _publish_args(self, token: str, entries: Sequence[StreamEntry], ttl_ms: int) -> list:
         args: list = [token, ttl_ms, self._maxlen, int(stream_lifetime_s(entries, self._stream_ttl))]
         for entry in entries:
             args += [f"{entry.seq}-0", entry.type, entry.frame]
-        return bool(await self._publish(keys=[_key(session_id, "lease"), _key(session_id, "events")], args=args))
+        return args
 
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
         reply = await self._redis.xread({_key(session_id, "events"): f"{after_seq}-0"}, count=500,

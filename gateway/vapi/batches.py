@@ -1,12 +1,14 @@
-"""Group commit per call for VAPI webhooks: a burst of deliveries for one call goes into one
-transaction instead of one each.
+"""Group commit for VAPI webhooks: a burst of deliveries goes into one transaction instead of one
+each.
 
-Per key (a call's session): the first delivery runs at once; deliveries that arrive while its
-batch runs wait and go together in the next, in arrival order. An idle call costs nothing; a
-busy one pays one row lock, one append and one publish per batch rather than per webhook. The
-same pattern as storage.event_writer, keyed by call: hand-written because it is a dozen lines
-of asyncio with our own failure rule (a batch that fails is retried one delivery at a time by
-the caller, so one bad delivery never fails the others).
+Per key (an organization's endpoint and lane: a call always takes the same lane): the first
+delivery runs at once; deliveries that arrive while its batch runs wait and go together in the
+next, in arrival order. An idle lane costs nothing; a busy one pays one transaction, one inbox
+insert, one lock statement, one append and one publish round trip per batch rather than per
+webhook, and a few lanes per organization keep one slow batch from holding up all its calls. The
+same pattern as storage.event_writer: hand-written because it is a dozen lines of asyncio with our
+own failure rule (a batch that fails is retried one delivery at a time by the caller, so one bad
+delivery never fails the others).
 """
 
 from __future__ import annotations
