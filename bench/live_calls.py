@@ -72,8 +72,10 @@ def pct(values, p):
 class Gateway:
     """`sparring serve` in its own process, pinned to one core."""
 
-    def __init__(self, env: dict[str, str], cpu: int = SERVER_CPU, postgres_cpu: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], cpu: int = SERVER_CPU, postgres_cpu: int | None = None,
+                 argv: list[str] | None = None) -> None:
         self.cpu, self.postgres_cpu = cpu, postgres_cpu
+        self.argv = argv or [str(ROOT / ".venv/bin/sparring"), "serve"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LOG_LEVEL": "INFO",
@@ -83,7 +85,10 @@ class Gateway:
                     # One process on its core, unless a bench asks for more (WORKERS in `env`).
                     "WORKERS": "1",
                     # The fake providers speak STT and TTS only: no LLM hints, the heuristic scorer.
-                    "HINTS_LLM": "off", "SCORER": "heuristic", **env}
+                    "HINTS_LLM": "off", "SCORER": "heuristic",
+                    # Not the starter playbook: embedding it on first start took 40 % of the
+                    # gateway's core for the first measured round (seen in the VAPI bench's profile).
+                    "KNOWLEDGE_STARTER": "false", **env}
 
     def __enter__(self) -> Gateway:
         self.log = tempfile.NamedTemporaryFile(prefix="sparring-bench-", suffix=".log", delete=False)
@@ -91,7 +96,7 @@ class Gateway:
         # Pinned before exec, so every thread it ever starts inherits the core (pinning the pid
         # afterwards moves only the main thread: a thread started before that stayed on the
         # load generator's core, as an inference thread was found doing).
-        self.proc = subprocess.Popen([str(ROOT / ".venv/bin/sparring"), "serve"], env=self.env,
+        self.proc = subprocess.Popen(self.argv, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True,
                                      preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
         deadline = time.monotonic() + 120

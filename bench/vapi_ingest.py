@@ -16,17 +16,19 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live_calls import Gateway, install_uvloop, pct  # noqa: E402
+from bench.live_calls import Gateway, install_uvloop, pct, profile_top  # noqa: E402
 from gateway.vapi.auth import HmacScheme, sign_hmac  # noqa: E402
 from storage.embedded import start_embedded_postgres  # noqa: E402
 from tests.processes import RedisServer  # noqa: E402
@@ -150,6 +152,13 @@ async def watch_all(url: str, token: str, ids: list[tuple[str, str]], stop: asyn
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def profiled(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    """py-spy sampling the gateway's threads (native frames off) for the measured round."""
+    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                             "--rate", "100", "--duration", str(int(seconds)), "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def postgres_cpu_s() -> float:
     import psutil
 
@@ -170,25 +179,28 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rates", type=int, nargs="+", help="offered events/s to step through")
+    parser.add_argument("--profile", action="store_true", help="py-spy samples the gateway during each rate")
     args = parser.parse_args()
     install_uvloop()
     os.sched_setaffinity(0, {1})
-    rates = [250, 500] if args.quick else [250, 500, 750, 1000, 1250, 1500]
+    rates = args.rates or ([250, 500] if args.quick else [250, 500, 750, 1000, 1250, 1500])
     data = Path(tempfile.mkdtemp(prefix="sparring-vapi-bench-"))
     dsn, pg = start_embedded_postgres(data / "postgres")
     redis = RedisServer().start()
     print(f"machine: {os.cpu_count()} cores; gateway on CPU 0, load generator on CPU 1, Postgres and Redis unpinned;"
           f" {args.sessions} VAPI sessions, each watched by one coach socket; {args.seconds:.0f} s per rate")
     print(f"{'offered/s':>9} {'sustained/s':>12} {'p50':>8} {'p99':>8} {'max':>8} {'non-2xx':>8} {'fanned out':>11}"
-          f" {'gw CPU':>7} {'PG CPU':>7}")
+          f" {'gw CPU':>7} {'PG CPU':>7} {'client':>7}")
     env = {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "VAPI_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING",
            "LLM_PROVIDER": "scripted", "SITE_URL": "http://127.0.0.1",
-           "RATE_LIMIT_WEBHOOK": "1000000/minute", "RATE_LIMIT_WATCH": "100000/minute"}
+           "RATE_LIMIT_WATCH": "100000/minute"}  # the webhook limit as shipped: it counts failed deliveries only
     drifted = []
     try:
         for rate in rates:
+            profile_out = data / f"profile-{rate}.txt"
             with Gateway(env, cpu=0) as gw:
-                async def run(rate=rate):
+                async def run(rate=rate, profile_out=profile_out):
                     token, ids = await setup(gw.url, args.sessions)
                     stop, delivered = asyncio.Event(), [0]
                     watchers = asyncio.create_task(watch_all(gw.url, token, ids, stop, delivered))
@@ -196,11 +208,16 @@ def main() -> None:
                     # Warm-up, not measured: each call's first webhook starts its session.
                     warm_round = await run_rate(gw.url, ids, len(ids), 1, args.connections)
                     warm = sum(n for status, n in warm_round["statuses"].items() if 200 <= status < 300)
-                    cpu0, pg0, t0 = gw.cpu_s(), postgres_cpu_s(), time.perf_counter()
+                    spy = profiled(gw.proc.pid, args.seconds, profile_out) if args.profile else None
+                    me = psutil.Process()
+                    cpu0, pg0, me0, t0 = gw.cpu_s(), postgres_cpu_s(), sum(me.cpu_times()[:2]), time.perf_counter()
                     result = await run_rate(gw.url, ids, rate, args.seconds, args.connections)
+                    if spy is not None:
+                        spy.wait(30)
                     wall = time.perf_counter() - t0
                     result["gw_cpu"] = (gw.cpu_s() - cpu0) / wall * 100
                     result["pg_cpu"] = (postgres_cpu_s() - pg0) / wall * 100
+                    result["client_cpu"] = (sum(me.cpu_times()[:2]) - me0) / wall * 100
                     # Let the last deliveries reach the watchers, then count only the measured round.
                     await asyncio.sleep(1)
                     result["warmup_finals"] = warm
@@ -216,7 +233,11 @@ def main() -> None:
                 drifted.append(f"{rate}/s: {len(lat) - bad} accepted but {delivered} reached the watchers")
             print(f"{rate:>9} {res['events_per_s']:>12.0f} {pct(lat, 50):>6.1f}ms {pct(lat, 99):>6.1f}ms "
                   f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%"
+                  f" {res['client_cpu']:>6.0f}%"
                   + (f"  statuses {res['statuses']}" if bad else ""))
+            if args.profile and profile_out.exists():
+                print(f"== py-spy at {rate}/s (raw profile: {profile_out})")
+                print("\n".join(profile_top(profile_out.read_text(), count=25)))
     finally:
         redis.stop()
         pg.cleanup()
