@@ -400,14 +400,19 @@ def profile_top(raw: str, count: int = 15) -> list[str]:
     return rows
 
 
+def profiled(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    """py-spy sampling a gateway's threads (native frames off) for `seconds`, raw output to `out`."""
+    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                             "--rate", "100", "--duration", str(int(seconds)), "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def profile_round(env: dict[str, str], n: int, utterance: bytes, seconds: int) -> None:
     """py-spy samples the gateway (all its threads, native frames off) while N calls run."""
     out = Path(tempfile.mkdtemp(prefix="sparring-profile-")) / "gateway.txt"
     with Gateway(env) as gw:
         sessions = asyncio.run(make_reps(gw.url, n))  # sign-ups hash passwords: not what is profiled
-        spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(gw.proc.pid), "--format",
-                                "raw", "--rate", "100", "--duration", str(seconds), "--output", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = profiled(gw.proc.pid, seconds, out)
         res = asyncio.run(calls_round(gw.url, n, utterance, turns=max(2, seconds // 6), sessions=sessions))
         spy.wait(seconds + 60)
     print(f"== py-spy, {n} calls, {seconds} s: v2v p95 {pct(res['v2v_ms'], 95):.0f} ms, {res['failed']} failed"

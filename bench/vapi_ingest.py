@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live_calls import Gateway, install_uvloop, pct, profile_top  # noqa: E402
+from bench.live_calls import Gateway, install_uvloop, pct, profile_top, profiled  # noqa: E402
 from gateway.vapi.auth import HmacScheme, sign_hmac  # noqa: E402
 from storage.embedded import start_embedded_postgres  # noqa: E402
 from tests.processes import RedisServer  # noqa: E402
@@ -152,16 +151,7 @@ async def watch_all(url: str, token: str, ids: list[tuple[str, str]], stop: asyn
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def profiled(pid: int, seconds: float, out: Path) -> subprocess.Popen:
-    """py-spy sampling the gateway's threads (native frames off) for the measured round."""
-    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw",
-                             "--rate", "100", "--duration", str(int(seconds)), "--output", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def postgres_cpu_s() -> float:
-    import psutil
-
     total = 0.0
     for proc in psutil.process_iter(["name"]):
         if proc.info["name"] and proc.info["name"].startswith("postgres"):
@@ -212,12 +202,12 @@ def main() -> None:
                     me = psutil.Process()
                     cpu0, pg0, me0, t0 = gw.cpu_s(), postgres_cpu_s(), sum(me.cpu_times()[:2]), time.perf_counter()
                     result = await run_rate(gw.url, ids, rate, args.seconds, args.connections)
-                    if spy is not None:
-                        spy.wait(30)
                     wall = time.perf_counter() - t0
                     result["gw_cpu"] = (gw.cpu_s() - cpu0) / wall * 100
                     result["pg_cpu"] = (postgres_cpu_s() - pg0) / wall * 100
                     result["client_cpu"] = (sum(me.cpu_times()[:2]) - me0) / wall * 100
+                    if spy is not None:
+                        spy.wait(30)  # after the CPU shares: waiting for py-spy's output is not the round
                     # Let the last deliveries reach the watchers, then count only the measured round.
                     await asyncio.sleep(1)
                     result["warmup_finals"] = warm
