@@ -158,8 +158,8 @@ async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Locke
 
 async def lock_sessions(conn: asyncpg.Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedSession]:
     """`lock_session` for several sessions in two statements, locked in id order (the order every
-    caller locks in, so two transactions never wait on each other's rows). A session that is not
-    there or was deleted is missing from the result."""
+    caller locks in, so two transactions that want the same rows never deadlock). A session that
+    is not there or was deleted is missing from the result."""
     ids = sorted(set(session_ids))
     rows = await conn.fetch(
         "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"

@@ -102,7 +102,7 @@ class VapiCalls:
             async with acquire(self._pool) as conn:
                 found = await self._session_for(conn, message, org_id)
         if found is not None and not tool_call:
-            # Kept and applied with whatever else of this org's calls is waiting, in one transaction.
+            # Kept and applied with whatever else of this org's calls is waiting in its lane, in one transaction.
             lane = found.id.int % _LANES  # a call's deliveries always take the same lane: applied in order
             await self._batches.submit((found.org_id, org_id, lane), _Delivery(message, body, found))
             return m.Accepted()
@@ -119,7 +119,7 @@ class VapiCalls:
                            batch: list[_Delivery]) -> list[BaseException | None]:
         """The waiting deliveries of one org's calls (from one endpoint), in one transaction: kept
         in the inbox, each call's applied in order under one lock of its session, their events
-        stored together and published per call. A batch that fails is retried one delivery at a
+        stored together and published in one round trip. A batch that fails is retried one delivery at a
         time, so only the delivery at fault fails."""
         try:
             await self._apply_together(key[1], batch)
