@@ -350,11 +350,14 @@ async def list_uploads(caller: CallerDep, db: TenantDb, user_id: FromQuery[uuid.
 @get("/api/uploads/{upload_id:uuid}", tags=["uploads"],
      summary="One upload: status, duration, speakers, transcript and its latest job")
 async def get_upload(caller: CallerDep, db: TenantDb, upload_id: FromPath[uuid.UUID]) -> UploadDetail:
+    # The job first: each statement reads what is committed when it starts, and a job commits
+    # `done` with the status and scorecard it produced, so a finished job is never shown beside
+    # the status it had before.
+    job = await jobs.latest_upload_job(db, upload_id, _JOB_KINDS)
     row = await _visible(db, upload_id)
     inferred = row.speakers == "inferred"
     transcript = [TranscriptSegment(s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, inferred)
                   for s in await store.list_transcript(db, upload_id)]
-    job = await jobs.latest_upload_job(db, upload_id, _JOB_KINDS)
     return UploadDetail(**_out(row), transcript=transcript, job=_job_out(job))
 
 
@@ -362,9 +365,9 @@ async def get_upload(caller: CallerDep, db: TenantDb, upload_id: FromPath[uuid.U
      description="The same shape as a session's. 404 `score_not_ready` (with the job's status) while it is being "
                  "made; `not_scored` when the recording had nothing to score.")
 async def upload_score(caller: CallerDep, db: TenantDb, upload_id: FromPath[uuid.UUID]) -> dict[str, Any]:
+    job = await jobs.latest_upload_job(db, upload_id, _JOB_KINDS)  # first, as in get_upload
     await _visible(db, upload_id)
     latest = await scores.latest_upload_score(db, upload_id)
-    job = await jobs.latest_upload_job(db, upload_id, _JOB_KINDS)
     if latest is not None and (job is None or job.status in ("done", "failed") or job.created_at <= latest.created_at):
         return score_out(latest)
     state = JobState(str(job.id), job.status, job.last_error) if job else None
