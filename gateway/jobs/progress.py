@@ -2,7 +2,8 @@
 transcription) percent changes,
 `dimension` for each scorecard dimension as it is decided, then `done` with the whole scorecard.
 A subscriber that comes late gets the current state first. The job row is the state; a
-notification (or, failing that, a poll) says when to look again."""
+notification (or, failing that, a poll) says when to look again, so a stage that begins and ends
+between two looks is not sent: the stages a client sees come in order, but may skip one."""
 
 from __future__ import annotations
 

@@ -62,9 +62,12 @@ async def test_a_stereo_flac_is_split_by_channel_transcribed_scored_and_streamed
     events = await sse(client, team["rep"], f"/api/analyze/{created['job_id']}/stream")
     statuses = [d for k, d in events if k == "status"]
     stages = [s["stage"] for s in statuses]
-    for stage in ("transcribing", "labelling", "scoring", "done"):
-        assert stage in stages, stages
-    assert stages.index("transcribing") < stages.index("labelling") < stages.index("scoring") < stages.index("done")
+    # the stream sends the job's state each time it looks, so a stage that passes between two looks
+    # (labelling a stereo file is one statement) may not be seen; what is seen comes in pipeline order
+    order = [None, "received", "transcribing", "labelling", "scoring", "done"]
+    seen = [stage for i, stage in enumerate(stages) if i == 0 or stages[i - 1] != stage]
+    assert all(stage in order for stage in seen) and seen == sorted(seen, key=order.index), stages
+    assert "transcribing" in seen and seen[-1] == "done", stages
     percents = [s["percent"] for s in statuses if s.get("percent") is not None]
     assert percents == sorted(percents) and percents[-1] == 100, percents
     assert {d["key"] for k, d in events if k == "dimension"} == set(KEYS)
