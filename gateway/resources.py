@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -215,9 +216,12 @@ async def _start(app: Litestar, settings: Settings, stack: AsyncExitStack) -> No
     pool: asyncpg.Pool = await create_pool(pool_dsn)
     stack.push_async_callback(_close_pool, pool)
     app.state.pool = pool
+    instance_id = app.state.instance_id = (settings.instance_id
+                                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
     app.state.redis = None
-    if settings.redis_url:
-        app.state.redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    if settings.redis_url:  # named, so CLIENT LIST says which instance holds each connection
+        app.state.redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
+                                            client_name="sparring:" + re.sub(r"[^A-Za-z0-9_.:-]", "_", instance_id))
         stack.push_async_callback(app.state.redis.aclose)
     app.state.llm_clients = _llm_clients(settings)
     for client in app.state.llm_clients.values():
@@ -234,8 +238,6 @@ async def _start(app: Litestar, settings: Settings, stack: AsyncExitStack) -> No
     app.state.call_services = services
     stack.callback(services.pool.close)
     writer = app.state.writer = await stack.enter_async_context(EventWriter(pool))
-    instance_id = app.state.instance_id = (settings.instance_id
-                                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
     coordinator = (RedisCoordinator(app.state.redis, instance_id) if app.state.redis is not None
                    else MemoryCoordinator(instance_id))
     app.state.feeds = FeedHub(coordinator, pool)

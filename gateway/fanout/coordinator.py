@@ -1,7 +1,8 @@
 """What gateway instances share about live calls, as one small Protocol with two implementations:
 Redis (`redis.py`, several instances) and in-process (`memory.py`, one instance, no Redis).
 
-- Stream: each session's events in seq order, bounded; readers block for the next ones.
+- Stream: each session's events in seq order, bounded; readers block for the next ones (one
+  reader per instance reads every stream it watches in one call: `read_many`).
 - Lease: one owner per call. The owner's token is checked on every batch it publishes and on
   every heartbeat; once another instance holds the lease, the old owner's batches are refused.
 - Presence: the org's live calls, each entry expiring unless its owner's heartbeat renews it.
@@ -10,7 +11,7 @@ Redis (`redis.py`, several instances) and in-process (`memory.py`, one instance,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from coaching.session_log import LogEntry
@@ -53,6 +54,14 @@ class Coordinator(Protocol):
 
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
         """Entries with seq > after_seq, waiting up to block_ms for the first (0: do not wait)."""
+
+    async def read_many(self, positions: Mapping[str, int], *, block_ms: int) -> dict[str, list[StreamEntry]]:
+        """`read` for several sessions (session id: after_seq) at once: each one that has entries,
+        waiting up to block_ms for the first of any, or until `wake` is called."""
+
+    async def wake(self) -> None:
+        """Ends this instance's waiting `read_many` now, with whatever it has (nothing): the
+        reader has a new session to read as well."""
 
     async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
         """Takes the lease if nobody holds it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.fanout.coordinator import CommandHandler, StreamEntry, stream_lifetime_s
 
@@ -15,8 +15,17 @@ __all__ = ["MemoryCoordinator"]
 class _Stream:
     def __init__(self, maxlen: int) -> None:
         self.entries: collections.deque[StreamEntry] = collections.deque(maxlen=maxlen)
-        self.changed = asyncio.Condition()
         self.expires = 0.0
+
+    def after(self, seq: int) -> list[StreamEntry]:
+        """Entries past `seq`, walking back from the newest (a reader is usually one behind)."""
+        found = []
+        for entry in reversed(self.entries):
+            if entry.seq <= seq:
+                break
+            found.append(entry)
+        found.reverse()
+        return found
 
 
 class MemoryCoordinator:
@@ -34,6 +43,7 @@ class MemoryCoordinator:
         self._leases: dict[str, tuple[str, float]] = {}
         self._presence: dict[str, dict[str, tuple[bytes, float]]] = collections.defaultdict(dict)
         self._handler: CommandHandler | None = None
+        self._changed = asyncio.Condition()  # any stream got entries, or a reader was woken
 
     def _stream(self, session_id: str) -> _Stream:
         now = self._clock()
@@ -63,8 +73,7 @@ class MemoryCoordinator:
         last = stream.entries[-1].seq if stream.entries else 0
         stream.entries.extend(e for e in entries if e.seq > last)
         stream.expires = self._clock() + stream_lifetime_s(entries, self._stream_ttl)
-        async with stream.changed:
-            stream.changed.notify_all()
+        await self.wake()
         return True
 
     async def publish_many(self, batches: Sequence[tuple[str, str, Sequence[StreamEntry]]],
@@ -72,17 +81,27 @@ class MemoryCoordinator:
         return [await self.publish(session_id, token, entries, ttl_ms) for session_id, token, entries in batches]
 
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
-        stream = self._stream(session_id)
-        found = [e for e in stream.entries if e.seq > after_seq]
+        return (await self.read_many({session_id: after_seq}, block_ms=block_ms)).get(session_id, [])
+
+    async def read_many(self, positions: Mapping[str, int], *, block_ms: int) -> dict[str, list[StreamEntry]]:
+        found = self._after(positions)
         if found or block_ms <= 0:
             return found
-        async with stream.changed:
+        async with self._changed:
             try:
                 async with asyncio.timeout(block_ms / 1000):
-                    await stream.changed.wait()
+                    await self._changed.wait()
             except TimeoutError:
-                return []
-        return [e for e in stream.entries if e.seq > after_seq]
+                return {}
+        return self._after(positions)
+
+    def _after(self, positions: Mapping[str, int]) -> dict[str, list[StreamEntry]]:
+        return {session_id: entries for session_id, after_seq in positions.items()
+                if (entries := self._stream(session_id).after(after_seq))}
+
+    async def wake(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
         if self._holder(session_id) not in (None, token):

@@ -7,6 +7,7 @@ Keys (one call = one `sparring:call:{id}:*` family):
     ...:presence  the live-call entry shown by GET /api/live, with the same TTL
     sparring:org:{org}:live      sorted set of the org's live sessions, scored by expiry (ms)
     sparring:instance:{id}       pub/sub channel of commands for one instance
+    sparring:instance:{id}:wake  a Stream of one entry: added to end the instance's waiting read early
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 
@@ -58,8 +59,15 @@ return 0
 """
 
 
+_CALL_PREFIX = b"sparring:call:"
+
+
 def _key(session_id: str, part: str) -> str:
     return f"sparring:call:{session_id}:{part}"
+
+
+def _wake_key(instance_id: str) -> str:
+    return f"sparring:instance:{instance_id}:wake"
 
 
 def _org_key(org_id: str) -> str:
@@ -86,6 +94,7 @@ class RedisCoordinator:
         self.instance_id = instance_id
         self._redis = client
         self._maxlen, self._stream_ttl = stream_maxlen, stream_ttl_s
+        self._woken = "0-0"  # the newest wake seen: one added at any time after it ends the next wait
         self._publish = client.register_script(_PUBLISH)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
@@ -112,16 +121,36 @@ class RedisCoordinator:
         return args
 
     async def read(self, session_id: str, after_seq: int, *, block_ms: int) -> list[StreamEntry]:
-        reply = await self._redis.xread({_key(session_id, "events"): f"{after_seq}-0"}, count=500,
-                                        block=block_ms if block_ms > 0 else None)
+        return (await self.read_many({session_id: after_seq}, block_ms=block_ms)).get(session_id, [])
+
+    async def read_many(self, positions: Mapping[str, int], *, block_ms: int) -> dict[str, list[StreamEntry]]:
+        streams: dict[bytes | str | memoryview, int | bytes | str | memoryview] = {
+            _key(s, "events"): f"{after_seq}-0" for s, after_seq in positions.items()}
+        if block_ms > 0:
+            # After the last wake seen, not "$": a wake sent while this read was on its way (the
+            # caller's positions already taken without the new session) still ends the wait.
+            streams[_wake_key(self.instance_id)] = self._woken
+        reply = await self._redis.xread(streams, count=500, block=block_ms if block_ms > 0 else None)
         if isinstance(reply, dict):
             raise TypeError("expected a RESP2 XREAD reply (a list of streams)")
-        found = []
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                found.append(StreamEntry(int(_bytes(entry_id).split(b"-", 1)[0]), _bytes(fields[b"t"]).decode(),
-                                         _bytes(fields[b"f"])))
+        found: dict[str, list[StreamEntry]] = {}
+        for key, entries in reply or []:
+            name = _bytes(key)
+            if not name.endswith(b":events"):  # the wake stream
+                self._woken = _bytes(entries[-1][0]).decode()
+                continue
+            found[name[len(_CALL_PREFIX):-len(b":events")].decode()] = [
+                StreamEntry(int(_bytes(entry_id).split(b"-", 1)[0]), _bytes(fields[b"t"]).decode(),
+                            _bytes(fields[b"f"]))
+                for entry_id, fields in entries]
         return found
+
+    async def wake(self) -> None:
+        key = _wake_key(self.instance_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"w": b"1"}, maxlen=1, approximate=False)
+            pipe.expire(key, 60)
+            await pipe.execute()
 
     async def try_lease(self, session_id: str, token: str, ttl_ms: int) -> bool:
         key = _key(session_id, "lease")

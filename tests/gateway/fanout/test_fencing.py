@@ -85,6 +85,34 @@ async def test_a_reader_blocks_until_the_next_entry_is_published(coordinators):
     assert [e.seq for e in await asyncio.wait_for(reader, 2)] == [1]
 
 
+async def test_one_read_returns_every_watched_stream_past_its_own_position(coordinators):
+    a, b, _ = coordinators
+    first, second, quiet = (str(uuid.uuid4()) for _ in range(3))
+    assert await a.publish(first, "a|1", [StreamEntry(n, "x", b"%d" % n) for n in (1, 2, 3)], 1000)
+    assert await a.publish(second, "a|2", [StreamEntry(1, "x", b"1")], 1000)
+    found = await b.read_many({first: 1, second: 0, quiet: 0}, block_ms=0)
+    assert {s: [(e.seq, e.frame) for e in entries] for s, entries in found.items()} == {
+        first: [(2, b"2"), (3, b"3")], second: [(1, b"1")]}, "a stream with nothing new is left out"
+
+    reader = asyncio.create_task(b.read_many({first: 3, second: 1}, block_ms=5000))
+    await asyncio.sleep(0.1)
+    assert not reader.done()
+    await a.publish(second, "a|2", [StreamEntry(2, "x", b"2")], 1000)
+    assert {s: [e.seq for e in entries] for s, entries in (await asyncio.wait_for(reader, 2)).items()} == {second: [2]}
+
+
+async def test_a_waiting_read_ends_when_its_instance_is_woken(coordinators):
+    a, b, _ = coordinators
+    session = str(uuid.uuid4())
+    reader = asyncio.create_task(b.read_many({session: 0}, block_ms=10_000))
+    await asyncio.sleep(0.1)
+    assert not reader.done()
+    await b.wake()
+    assert await asyncio.wait_for(reader, 2) == {}, "woken with nothing: the caller reads again with its new session"
+    assert await a.publish(session, "a|1", [StreamEntry(1, "x", b"1")], 1000)
+    assert [e.seq for e in (await b.read_many({session: 0}, block_ms=1000))[session]] == [1]
+
+
 async def test_a_live_call_entry_lapses_unless_its_owner_renews_it(coordinators):
     a, b, elapse = coordinators
     org, kept, lapsed = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())

@@ -2,11 +2,13 @@
 and whisper across instances, reps resume on another instance, the live list and rate limits hold
 across both, and a killed instance's calls leave the live list within the TTL."""
 
+import asyncio
 import time
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tests.gateway.accounts_helpers import bearer, eventually, signup, unique_email
 from tests.gateway.calls.test_watch import numbered, team, watcher
@@ -225,6 +227,46 @@ async def test_a_coach_on_b_sees_a_vapi_call_whose_webhooks_land_on_both_instanc
         assert [e["seq"] for e in numbered(watch.events)] == list(range(1, len(numbered(watch.events)) + 1))
         assert (await deliver(on_a, payload("status-update-ended", call_id=call_id, session_id=sid))).status_code == 200
     assert (await watch.wait_closed())[0] == 1000
+
+
+async def test_watching_many_calls_on_one_instance_holds_one_redis_reader_and_each_watcher_gets_its_call(
+        pair, client):
+    a, b = pair
+    _, coach, rep, _ = await team(client)
+    calls = []
+    for _ in range(4):
+        sid = (await client.post("/api/sessions", json={"persona_id": "skeptical-cfo", "transport": "vapi"},
+                                 headers=bearer(rep))).json()["id"]
+        watch = await watcher(b.url, sid, coach["access_token"]).open(start=False)
+        calls.append((sid, f"call-{time.time_ns()}", watch))
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+        async def blocked_on_b() -> int:
+            return sum(1 for c in await redis.client_list()
+                       if c.get("name") == "sparring:gw-b" and c.get("cmd") == "xread" and "b" in c.get("flags", ""))
+        async def waiting() -> bool:
+            return await blocked_on_b() > 0
+        assert await eventually(waiting)
+        async with httpx.AsyncClient(base_url=a.url, timeout=10) as on_a:
+            for sid, call_id, _ in calls:
+                for name in ("status-update-in-progress", "transcript-final-user"):
+                    assert (await deliver(on_a, payload(name, call_id=call_id, session_id=sid))).status_code == 200
+            for _sid, _, watch in calls:
+                said = await watch.wait_for(lambda e: e["type"] == "transcript.final")
+                assert said["speaker"] == "rep"
+                assert [e["type"] for e in numbered(watch.events)][:2] == ["session.started", "transcript.final"]
+            samples = []
+            for _ in range(10):
+                samples.append(await blocked_on_b())
+                await asyncio.sleep(0.05)
+            assert max(samples) == 1, f"one reader for the four calls, not one per call: {samples}"
+            for sid, call_id, _ in calls:
+                assert (await deliver(on_a, payload("status-update-ended", call_id=call_id,
+                                                    session_id=sid))).status_code == 200
+        for _, _, watch in calls:
+            assert (await watch.wait_closed())[0] == 1000
+    finally:
+        await redis.aclose()
 
 
 async def stored_hints(database_url: str, session_id: str, through_seq: int) -> list[str]:
