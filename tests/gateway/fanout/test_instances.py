@@ -265,6 +265,8 @@ async def test_watching_many_calls_on_one_instance_holds_one_redis_reader_and_ea
                                                     session_id=sid))).status_code == 200
         for _, _, watch in calls:
             assert (await watch.wait_closed())[0] == 1000
+            types = [e["type"] for e in numbered(watch.events)]
+            assert types.count("transcript.final") == 1 and types[-1] == "session.ended", types
     finally:
         await redis.aclose()
 
