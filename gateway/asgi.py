@@ -18,6 +18,7 @@ __all__ = ["create"]
 
 def create() -> ASGIApp:
     from gateway.app import create_app, serve_app
+    from gateway.heap import freeze_after_startup
     from gateway.logs import configure_logging
     from gateway.sentry import init_sentry
     from gateway.settings import load_settings
@@ -28,6 +29,7 @@ def create() -> ASGIApp:
     configure_logging(settings.log_level)
     init_sentry(settings)
     app = create_app(settings)
+    freeze_after_startup(app)
     url = f"http://{settings.host}:{settings.port}"
     app.on_startup.append(lambda: print(f"Sparring worker {os.getpid()} is ready at {url}", flush=True))
     return serve_app(app)

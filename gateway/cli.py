@@ -50,12 +50,14 @@ def _serve(settings: Settings, workers: int) -> None:
         _serve_workers(settings, workers)
         return
     from gateway.app import create_app, serve_app
+    from gateway.heap import freeze_after_startup
     from gateway.logs import configure_logging
     from gateway.sentry import init_sentry
 
     configure_logging(settings.log_level)
     init_sentry(settings)
     app = create_app(settings)
+    freeze_after_startup(app)
     url = f"http://{settings.host}:{settings.port}"
     app.on_startup.append(lambda: print(f"Sparring is ready at {url}  (health: {url}/api/health)", flush=True))
     uvicorn.run(serve_app(app), host=settings.host, port=settings.port, **_UVICORN)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -33,6 +34,9 @@ class Process(msgspec.Struct):
     live_calls: int
     asyncio_tasks: int
     events_not_yet_durable: int
+    # Objects start-up left that collections no longer walk (gateway/heap.py): 0 unless served by
+    # `sparring serve`.
+    gc_frozen_objects: int = 0
 
 
 class Health(msgspec.Struct):
@@ -101,6 +105,6 @@ async def health(state: State) -> Response[Health]:
     else:
         overall, status_code = "healthy", 200
     process = Process(instance=state.instance_id, live_calls=len(state.calls), asyncio_tasks=len(asyncio.all_tasks()),
-                      events_not_yet_durable=state.writer.pending)
+                      events_not_yet_durable=state.writer.pending, gc_frozen_objects=gc.get_freeze_count())
     return Response(Health(overall, checks, process, _breakers(state)), status_code=status_code,
                     headers={"Cache-Control": "no-store"})

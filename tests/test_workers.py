@@ -27,11 +27,14 @@ def workers(module_database_url):
 
 
 async def instances_serving(url: str, *, requests: int = 60) -> set[str]:
-    """The instances that answer fresh connections (each request opens its own)."""
+    """The instances that answer fresh connections (each request opens its own); each says its
+    start-up heap is out of the collector's way (gateway/heap.py)."""
     seen = set()
     for _ in range(requests):
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            seen.add((await http.get("/api/health")).json()["process"]["instance"])
+            process = (await http.get("/api/health")).json()["process"]
+            assert process["gc_frozen_objects"] > 10_000, process
+            seen.add(process["instance"])
         if len(seen) == 2:
             break
     return seen
@@ -44,6 +47,12 @@ def test_more_than_one_worker_without_redis_is_refused_at_start_up(tmp_path):
     assert done.returncode == 2
     assert "REDIS_URL" in done.stderr and "2 workers" in done.stderr, done.stderr
     assert not (tmp_path / "data").exists(), "refused before starting anything"
+
+
+def test_one_serving_process_keeps_its_start_up_heap_out_of_collections(module_database_url):
+    with gateway_process(module_database_url) as gateway:
+        process = httpx.get(f"{gateway.url}/api/health", timeout=10).json()["process"]
+    assert process["gc_frozen_objects"] > 10_000, process
 
 
 async def test_two_workers_answer_on_one_port_as_two_instances(workers):
