@@ -7,7 +7,8 @@ generator runs on CPU 1: a minimal keep-alive HTTP/1.1 client (raw asyncio strea
 sends pre-signed `transcript` finals (HMAC, `{timestamp}.{body}`, each one distinct) open-loop at a
 fixed rate over K VAPI sessions, each watched by one coach socket, so every event is verified,
 kept in the inbox, numbered and persisted, run through the hint engine and fanned out.
-Prints sustained events/s and latency p50/p99 at each offered rate.
+Prints sustained events/s and latency p50/p99 at each offered rate, each webhook's latency from the
+time it was due (queueing for a connection included), and the most connections busy at once.
 """
 
 from __future__ import annotations
@@ -93,25 +94,41 @@ class Connection:
 
 
 async def run_rate(url: str, ids: list[tuple[str, str]], rate: int, seconds: float, connections: int) -> dict:
+    """Open loop: each webhook is due at its own time and its latency counts from then, waiting
+    for a connection included (VAPI sends each webhook as its own request, never waiting for the
+    last one's answer). Keep-alive connections are opened as the load needs them, up to
+    `connections`; the most that were busy at once is reported."""
     host, port = url.removeprefix("http://").split(":")
     total = int(rate * seconds)
     base = time.time_ns() % 10**9 * 1000  # distinct messages in every round
     requests = [request_bytes(f"{host}:{port}", ids[n % len(ids)], base + n) for n in range(total)]
-    pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(Connection(*await asyncio.open_connection(host, int(port))))
+    idle: list[tuple[float, Connection]] = []  # (when it was last answered, connection)
+    free = asyncio.Semaphore(connections)
+    opened: list[Connection] = []
+    busy = [0, 0]  # now, most at once
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     late = [0]
 
-    async def one(request: bytes) -> None:
-        conn = await pool.get()
-        started = time.perf_counter()
-        try:
-            status = await conn.send(request)
-        finally:
-            pool.put_nowait(conn)
-        latencies.append((time.perf_counter() - started) * 1000)
+    async def one(request: bytes, due: float) -> None:
+        async with free:
+            conn = None
+            while idle and conn is None:
+                answered, conn = idle.pop()
+                if time.perf_counter() - answered > 3:  # the server drops it after 5 s (keep-alive)
+                    conn.writer.close()
+                    conn = None
+            if conn is None:
+                conn = Connection(*await asyncio.open_connection(host, int(port)))
+                opened.append(conn)
+            busy[0] += 1
+            busy[1] = max(busy)
+            try:
+                status = await conn.send(request)
+            finally:
+                busy[0] -= 1
+                idle.append((time.perf_counter(), conn))
+        latencies.append((time.perf_counter() - due) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
 
     tasks = []
@@ -123,12 +140,13 @@ async def run_rate(url: str, ids: list[tuple[str, str]], rate: int, seconds: flo
             await asyncio.sleep(delay)
         elif delay < -0.05:
             late[0] += 1
-        tasks.append(asyncio.create_task(one(request)))
+        tasks.append(asyncio.create_task(one(request, due)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
-    while not pool.empty():
-        pool.get_nowait().writer.close()
-    return {"latencies": latencies, "statuses": statuses, "events_per_s": len(latencies) / elapsed, "late": late[0]}
+    for conn in opened:
+        conn.writer.close()
+    return {"latencies": latencies, "statuses": statuses, "events_per_s": len(latencies) / elapsed,
+            "late": late[0], "connections": busy[1]}
 
 
 async def watch_all(url: str, token: str, ids: list[tuple[str, str]], stop: asyncio.Event,
@@ -168,7 +186,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=1000, help="the most open at once")
     parser.add_argument("--rates", type=int, nargs="+", help="offered events/s to step through")
     parser.add_argument("--profile", action="store_true", help="py-spy samples the gateway during each rate")
     args = parser.parse_args()
@@ -181,7 +199,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; gateway on CPU 0, load generator on CPU 1, Postgres and Redis unpinned;"
           f" {args.sessions} VAPI sessions, each watched by one coach socket; {args.seconds:.0f} s per rate")
     print(f"{'offered/s':>9} {'sustained/s':>12} {'p50':>8} {'p99':>8} {'max':>8} {'non-2xx':>8} {'fanned out':>11}"
-          f" {'gw CPU':>7} {'PG CPU':>7} {'client':>7}")
+          f" {'gw CPU':>7} {'PG CPU':>7} {'client':>7} {'conns':>6}")
     env = {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "VAPI_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING",
            "LLM_PROVIDER": "scripted", "SITE_URL": "http://127.0.0.1",
            "RATE_LIMIT_WATCH": "100000/minute"}  # the webhook limit as shipped: it counts failed deliveries only
@@ -223,7 +241,7 @@ def main() -> None:
                 drifted.append(f"{rate}/s: {len(lat) - bad} accepted but {delivered} reached the watchers")
             print(f"{rate:>9} {res['events_per_s']:>12.0f} {pct(lat, 50):>6.1f}ms {pct(lat, 99):>6.1f}ms "
                   f"{max(lat):>6.0f}ms {bad:>8} {delivered:>11} {res['gw_cpu']:>6.0f}% {res['pg_cpu']:>6.0f}%"
-                  f" {res['client_cpu']:>6.0f}%"
+                  f" {res['client_cpu']:>6.0f}% {res['connections']:>6}"
                   + (f"  statuses {res['statuses']}" if bad else ""))
             if args.profile and profile_out.exists():
                 print(f"== py-spy at {rate}/s (raw profile: {profile_out})")
