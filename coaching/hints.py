@@ -71,6 +71,11 @@ class _Turn(msgspec.Struct):
     words: int
     segment_id: str
     text: str
+    # The latest start and end of this turn and every turn before it, in arrival order: a walk
+    # back from the newest turn stops once no earlier turn can reach its window (finals of two
+    # speakers may arrive out of time order, so the turn's own times would not be enough).
+    latest_start_ms: int = 0
+    latest_end_ms: int = 0
 
 
 class HintEngine:
@@ -113,7 +118,10 @@ class HintEngine:
 
     def _take(self, event: TranscriptFinal) -> _Turn:
         text = event.text.strip()
-        turn = _Turn(event.speaker, event.start_ms, event.end_ms, len(text.split()), event.segment_id, text)
+        before = self._turns[-1] if self._turns else None
+        turn = _Turn(event.speaker, event.start_ms, event.end_ms, len(text.split()), event.segment_id, text,
+                     max(event.start_ms, before.latest_start_ms) if before else event.start_ms,
+                     max(event.end_ms, before.latest_end_ms) if before else event.end_ms)
         self._turns.append(turn)
         return turn
 
@@ -206,7 +214,9 @@ class HintEngine:
         if now_ms < self._options.talk_window_ms // 2:
             return None  # too early to judge
         talk = {"rep": 0, "persona": 0}
-        for t in self._turns:
+        for t in reversed(self._turns):
+            if t.latest_end_ms <= window_start:
+                break  # neither this turn nor any before it ends inside the window
             overlap = min(t.end_ms, now_ms) - max(t.start_ms, window_start)
             if overlap > 0:
                 talk[t.speaker] += overlap
@@ -216,11 +226,16 @@ class HintEngine:
     def _rep_wpm(self, now_ms: int, *, since_ms: int | None = None, min_spoken_ms: int = 5_000) -> float | None:
         """The rep's words a minute over the turns that end in the pace window (or since `since_ms`)."""
         start = now_ms - self._options.pace_window_ms if since_ms is None else since_ms
-        recent = [t for t in self._turns if t.speaker == "rep" and start <= t.end_ms <= now_ms and t.start_ms >= start]
-        spoken_ms = sum(t.end_ms - t.start_ms for t in recent)
+        spoken_ms = words = 0
+        for t in reversed(self._turns):
+            if t.latest_start_ms < start:
+                break  # neither this turn nor any before it starts inside the window
+            if t.speaker == "rep" and start <= t.end_ms <= now_ms and t.start_ms >= start:
+                spoken_ms += t.end_ms - t.start_ms
+                words += t.words
         if spoken_ms < min_spoken_ms:  # a few seconds are too little to judge pace
             return None
-        return sum(t.words for t in recent) / (spoken_ms / 60_000)
+        return words / (spoken_ms / 60_000)
 
 
 def _quote(text: str, limit: int = 140) -> str:

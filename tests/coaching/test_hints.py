@@ -133,3 +133,17 @@ def test_pace_jump_after_an_objection():
     steady.say("rep", "What does your month end look like right now for your team?", 8, 14)
     steady.say("persona", "Honestly the price sounds high for us.", 14, 17)
     assert steady.say("rep", "I hear you. What are you comparing it with today?", 17, 22) == []  # 10 words: 120 wpm
+
+
+def test_pace_and_talk_share_count_turns_behind_a_final_that_arrives_late():
+    """Two speakers' finals can arrive out of time order (VAPI sends each channel's on its own): a
+    late final of an old turn must not hide the recent turns that arrived before it."""
+    pace = Call(monologue_ms=10**9, talk_share=1.1)
+    assert pace.say("rep", " ".join(["word"] * 20), 50, 54) == []  # 4 s: too little to judge
+    pace.say("persona", "Okay, that makes sense.", 10, 20)  # an old turn's final, arriving late
+    assert pace.say("rep", "So that is the short version.", 64, 65) == ["pace"]  # 26 words in 5 s
+
+    share = Call(monologue_ms=10**9, max_wpm=10**9)
+    share.say("persona", "Let me walk you through how our team closes the books every month.", 100, 190)
+    share.say("rep", "Hi there.", 30, 40)  # an old turn's final, arriving late
+    assert "talk_ratio" not in share.say("rep", "Does that sound like what you need?", 190, 198)  # 8 s of 98
