@@ -41,7 +41,7 @@ from gateway.vapi.translate import (
 from storage import sessions
 from storage import vapi as store
 from storage.database import acquire
-from storage.tenancy import Tenant, set_tenant, tenant_tx
+from storage.tenancy import Tenant, savepoint, set_tenant, tenant_tx
 
 __all__ = ["VapiCalls"]
 
@@ -432,7 +432,7 @@ class VapiCalls:
         """The assistant's session; None when the org's own endpoint bound this call id already
         (the platform endpoint may not see that session, so the call gets none)."""
         try:
-            async with conn.transaction():  # a savepoint: the delivery stays kept
+            async with savepoint(conn):  # the delivery stays kept
                 return await self._create_session(conn, org, persona_id, message.call_id, platform=platform)
         except asyncpg.UniqueViolationError:
             return None

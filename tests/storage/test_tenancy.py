@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from storage.tenancy import Tenant, set_tenant, tenant_tx
+from storage.tenancy import Tenant, savepoint, set_tenant, tenant_tx
 
 TENANT_TABLES = [
     "organizations", "users", "memberships", "invites", "refresh_tokens", "org_settings",
@@ -129,6 +129,39 @@ async def test_tenant_context_ends_with_its_transaction(db, app_pool):
             await set_tenant(conn, Tenant(org_id=a["org"], role="system"))
             assert await conn.fetchval("SELECT count(*) FROM roleplay_sessions") == 1
         assert await conn.fetchval("SELECT count(*) FROM roleplay_sessions") == 0
+
+
+async def test_a_tenant_transaction_commits_together_or_not_at_all_and_leaves_the_connection_clean(db, app_pool):
+    a = await seed_org(db, name="A")
+    tenant = Tenant(org_id=a["org"], role="system")
+    async with tenant_tx(app_pool, tenant) as conn:
+        await conn.execute("INSERT INTO knowledge_base (org_id, source, content) VALUES ($1, 'kept', 'x')", a["org"])
+    with pytest.raises(RuntimeError):
+        async with tenant_tx(app_pool, tenant) as conn:
+            await conn.execute("INSERT INTO knowledge_base (org_id, source, content) VALUES ($1, 'lost', 'x')",
+                               a["org"])
+            raise RuntimeError("the work failed")
+    sources = await db.fetch("SELECT source FROM knowledge_base WHERE org_id = $1 ORDER BY source", a["org"])
+    assert [r["source"] for r in sources] == ["kept", "playbook"]
+    for _ in range(app_pool.get_max_size()):  # every pooled connection: no transaction, no context
+        async with app_pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT current_setting('app.org_id', true)") in (None, "")
+            assert await conn.fetchval("SELECT count(*) FROM roleplay_sessions") == 0
+
+
+async def test_a_savepoint_undoes_only_its_own_part_of_a_tenant_transaction(db, app_pool):
+    import asyncpg
+
+    a = await seed_org(db, name="A")
+    async with tenant_tx(app_pool, Tenant(org_id=a["org"], role="system")) as conn:
+        await conn.execute("INSERT INTO knowledge_base (org_id, source, content) VALUES ($1, 'before', 'x')", a["org"])
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with savepoint(conn):
+                await conn.execute("INSERT INTO organizations (id, name) VALUES ($1, 'again')", a["org"])
+        await conn.execute("INSERT INTO knowledge_base (org_id, source, content) VALUES ($1, 'after', 'x')", a["org"])
+    sources = await db.fetch("SELECT source FROM knowledge_base WHERE org_id = $1 ORDER BY source", a["org"])
+    assert [r["source"] for r in sources] == ["after", "before", "playbook"]
 
 
 async def test_match_knowledge_ranks_by_cosine_within_the_callers_org(db, app_pool):
