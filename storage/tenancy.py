@@ -29,13 +29,15 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
 async def set_tenant(conn: asyncpg.Connection | PoolConnectionProxy, tenant: Tenant) -> None:
     """Sets the context for the current transaction only (`set_config(..., true)`), so it never
     reaches the connection's next user. Must run inside a transaction."""
-    await conn.execute(
-        "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),"
-        " set_config('app.role', $3, true)",
-        str(tenant.org_id) if tenant.org_id else "",
-        str(tenant.user_id) if tenant.user_id else "",
-        tenant.role,
-    )
+    await conn.execute(_context(tenant))
+
+
+def _context(tenant: Tenant) -> str:
+    """The statement that sets the tenant context, its values quoted in (no parameters), so that
+    `tenant_tx` can send it in one simple query with its BEGIN."""
+    return (f"SELECT set_config('app.org_id', {_literal(str(tenant.org_id) if tenant.org_id else '')}, true),"
+            f" set_config('app.user_id', {_literal(str(tenant.user_id) if tenant.user_id else '')}, true),"
+            f" set_config('app.role', {_literal(tenant.role)}, true)")
 
 
 def _literal(value: str) -> str:
@@ -52,11 +54,8 @@ async def tenant_tx(pool: asyncpg.Pool, tenant: Tenant) -> AsyncIterator[asyncpg
     transaction is asyncpg's "manually started" kind: inside it, use `savepoint`, not
     `conn.transaction()`. A connection released with it still open is rolled back by the pool.
     """
-    context = (f"BEGIN; SELECT set_config('app.org_id', {_literal(str(tenant.org_id) if tenant.org_id else '')},"
-               f" true), set_config('app.user_id', {_literal(str(tenant.user_id) if tenant.user_id else '')}, true),"
-               f" set_config('app.role', {_literal(tenant.role)}, true)")
     async with acquire(pool) as conn:
-        await conn.execute(context)
+        await conn.execute("BEGIN; " + _context(tenant))
         try:
             yield conn
         except BaseException:

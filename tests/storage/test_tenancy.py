@@ -143,11 +143,15 @@ async def test_a_tenant_transaction_commits_together_or_not_at_all_and_leaves_th
             raise RuntimeError("the work failed")
     sources = await db.fetch("SELECT source FROM knowledge_base WHERE org_id = $1 ORDER BY source", a["org"])
     assert [r["source"] for r in sources] == ["kept", "playbook"]
-    for _ in range(app_pool.get_max_size()):  # every pooled connection: no transaction, no context
-        async with app_pool.acquire() as conn:
+    pooled = [await app_pool.acquire() for _ in range(app_pool.get_size())]  # every one, held at once
+    try:
+        for conn in pooled:  # no transaction, no context
             assert not conn.is_in_transaction()
             assert await conn.fetchval("SELECT current_setting('app.org_id', true)") in (None, "")
             assert await conn.fetchval("SELECT count(*) FROM roleplay_sessions") == 0
+    finally:
+        for conn in pooled:
+            await app_pool.release(conn)
 
 
 async def test_a_savepoint_undoes_only_its_own_part_of_a_tenant_transaction(db, app_pool):
