@@ -59,11 +59,11 @@ return 0
 """
 
 
-_CALL_PREFIX = b"sparring:call:"
+_CALL_PREFIX = "sparring:call:"
 
 
 def _key(session_id: str, part: str) -> str:
-    return f"sparring:call:{session_id}:{part}"
+    return f"{_CALL_PREFIX}{session_id}:{part}"
 
 
 def _wake_key(instance_id: str) -> str:
