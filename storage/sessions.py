@@ -186,42 +186,65 @@ async def claim_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> int:
     return fence
 
 
+# The fence check, the events, their transcript segments and the sessions' activity and last seq,
+# in one statement: under load each statement waits a turn of the event loop for its answer, and
+# the events' clients wait for the commit. A row whose session is not there is kept (its insert
+# fails on the foreign key, as a separate insert would).
+_APPEND = """
+WITH r AS (
+    SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[])
+        AS r(session_id, seq, fence, type, payload, segment_id, speaker, text, start_ms, end_ms, segment_seq)
+), held AS (
+    -- Rows this statement updates anyway, locked in id order (the order every caller locks in).
+    SELECT id, owner_fence FROM roleplay_sessions WHERE id IN (SELECT session_id FROM r)
+    ORDER BY id FOR NO KEY UPDATE
+), kept AS (
+    SELECT r.* FROM r LEFT JOIN held ON held.id = r.session_id
+    WHERE $13::boolean OR held.owner_fence IS NULL OR held.owner_fence <= r.fence
+), events AS (
+    INSERT INTO session_events (session_id, seq, org_id, type, payload)
+    SELECT session_id, seq, $1, type, payload::jsonb FROM kept
+    ON CONFLICT (session_id, seq) DO NOTHING
+), segments AS (
+    INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)
+    SELECT $1, session_id, segment_id, speaker, text, start_ms, end_ms, segment_seq FROM kept
+    WHERE segment_id IS NOT NULL
+    ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL DO NOTHING
+), touched AS (
+    UPDATE roleplay_sessions s SET last_activity_at = now(), last_seq = greatest(s.last_seq, k.seq)
+    FROM (SELECT session_id, max(seq) AS seq FROM kept GROUP BY session_id) k WHERE s.id = k.session_id
+)
+SELECT id, owner_fence FROM held
+"""
+_NO_SEGMENT = (None,) * 6
+
+
 async def append_events(conn: asyncpg.Connection, org_id: uuid.UUID,
                         entries: Sequence[tuple[uuid.UUID, int, LogEntry]], *,
                         locked: bool = False) -> set[uuid.UUID]:
     """Appends numbered events (and the transcript segments of finals) of one org's calls in one
-    go, and marks those calls active; rows already written are ignored, so a retried batch is
-    harmless.
+    statement, marks those calls active and moves their `last_seq` on; rows already written are
+    ignored, so a retried batch is harmless.
 
     Each row carries the fencing token of the instance that numbered it: rows of an owner that has
     since lost the call are dropped. Returns the sessions whose rows were dropped that way. `locked`: the
     caller holds the sessions' rows locked and numbered the events itself (no fence to check).
     """
-    ids = sorted({session_id for session_id, _, _ in entries})
-    current: dict[uuid.UUID, int] = {} if locked else {r["id"]: r["owner_fence"] for r in await conn.fetch(
-        "SELECT id, owner_fence FROM roleplay_sessions WHERE id = any($1::uuid[]) ORDER BY id FOR SHARE", ids)}
-    kept = [(s, fence, e) for s, fence, e in entries if current.get(s, fence) <= fence]
-    await conn.executemany(
-        "INSERT INTO session_events (session_id, seq, org_id, type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
-        " ON CONFLICT (session_id, seq) DO NOTHING",
-        [(session_id, e.seq, org_id, e.type, e.frame.decode()) for session_id, _, e in kept],
-    )
-    segments = [(session_id, e.segment) for session_id, _, e in kept if e.segment is not None]
-    if segments:
-        await conn.executemany(
-            "INSERT INTO transcript_segments (org_id, session_id, segment_id, speaker, text, start_ms, end_ms, seq)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, segment_id) WHERE session_id IS NOT NULL"
-            " DO NOTHING",
-            [(org_id, session_id, s.segment_id, s.speaker, s.text, s.start_ms, s.end_ms, s.seq)
-             for session_id, s in segments],
-        )
-    if kept:
-        await conn.execute("UPDATE roleplay_sessions SET last_activity_at = now() WHERE id = any($1::uuid[])",
-                           list({session_id for session_id, _, _ in kept}))
+    if not entries:
+        return set()
+    # A final's segment in six columns (segment_id, speaker, text, start_ms, end_ms, seq); NULLs for other events.
+    segment_columns = [(g.segment_id, g.speaker, g.text, g.start_ms, g.end_ms, g.seq) if (g := e.segment)
+                       else _NO_SEGMENT for _, _, e in entries]
+    rows = await conn.fetch(
+        _APPEND, org_id, [s for s, _, _ in entries], [e.seq for _, _, e in entries], [f for _, f, _ in entries],
+        [e.type for _, _, e in entries], [e.frame.decode() for _, _, e in entries],
+        *map(list, zip(*segment_columns, strict=True)), locked)
+    current: dict[uuid.UUID, int] = {} if locked else {r["id"]: r["owner_fence"] for r in rows}
     # The call's end commits with its `session.ended`: a client that has the event finds the
     # session ended (and its scoring queued), never still live.
-    for session_id, fence, e in kept:
-        if e.type == "session.ended":
+    for session_id, fence, e in entries:
+        if e.type == "session.ended" and current.get(session_id, fence) <= fence:
             reason = msgspec.json.decode(e.frame, type=_EndedFrame).reason
             await end_session(conn, session_id, reason, fence=None if locked else fence)
     return {s for s, fence, _ in entries if current.get(s, fence) > fence}

@@ -157,23 +157,19 @@ async def lock_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Locke
 
 
 async def lock_sessions(conn: asyncpg.Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedSession]:
-    """`lock_session` for several sessions in two statements, locked in id order (the order every
+    """`lock_session` for several sessions in one statement, locked in id order (the order every
     caller locks in, so two transactions that want the same rows never deadlock). A session that
-    is not there or was deleted is missing from the result."""
-    ids = sorted(set(session_ids))
+    is not there or was deleted is missing from the result.
+
+    The last seq comes with the lock: a read-committed statement that waited for a row's lock
+    gets the row as its previous holder committed it (`last_seq` included; every append moves
+    it on), where a count over the events would see the statement's older snapshot."""
     rows = await conn.fetch(
-        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id"
-        " FROM roleplay_sessions WHERE id = any($1::uuid[]) AND deleted_at IS NULL ORDER BY id FOR UPDATE", ids)
-    if not rows:
-        return {}
-    # Read after the locks are held, in a statement of its own: a read-committed statement that
-    # waited for a lock still sees the snapshot it started with, so the seqs the previous
-    # holder just committed would be missed.
-    seqs = {r["id"]: r["last_seq"] for r in await conn.fetch(
-        "SELECT s.id, (SELECT coalesce(max(seq), 0) FROM session_events e WHERE e.session_id = s.id) AS last_seq"
-        " FROM unnest($1::uuid[]) AS s(id)", [r["id"] for r in rows])}
+        "SELECT id, org_id, user_id, status, started_at, owner_fence, metadata::text, persona_id, last_seq"
+        " FROM roleplay_sessions WHERE id = any($1::uuid[]) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+        sorted(set(session_ids)))
     return {r["id"]: LockedSession(r["id"], r["org_id"], r["user_id"], r["status"], r["started_at"], r["owner_fence"],
-                                   json.loads(r["metadata"]), r["persona_id"], seqs[r["id"]]) for r in rows}
+                                   json.loads(r["metadata"]), r["persona_id"], r["last_seq"]) for r in rows}
 
 
 async def set_metadata(conn: asyncpg.Connection, session_id: uuid.UUID, key: str, value: Any, *,

@@ -112,3 +112,27 @@ async def test_app_role_cannot_read_instance_secrets(app_pool):
     async with app_pool.acquire() as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetch("SELECT * FROM app_secrets")
+
+
+async def test_sessions_from_before_0021_get_their_last_event_seq(empty_database_url, tmp_path):
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for migration in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if migration.name < "0021":
+            shutil.copy(migration, directory)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, directory)
+        org = await conn.fetchval("INSERT INTO organizations (name) VALUES ('Acme') RETURNING id")
+        user = await conn.fetchval("INSERT INTO users (email, name) VALUES ('rep@example.com', 'Rep') RETURNING id")
+        talked, silent = [await conn.fetchval(
+            "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot) VALUES ($1, $2, 'cfo', '{}')"
+            " RETURNING id", org, user) for _ in range(2)]
+        await conn.executemany("INSERT INTO session_events (session_id, seq, org_id, type, payload)"
+                               " VALUES ($1, $2, $3, 'x', '{}')", [(talked, seq, org) for seq in (1, 2, 3)])
+        shutil.copy(MIGRATIONS_DIR / "0021_session_last_seq.sql", directory)
+        assert await migrate(conn, directory) == ["0021_session_last_seq.sql"]
+        rows = await conn.fetch("SELECT id, last_seq FROM roleplay_sessions")
+        assert {r["id"]: r["last_seq"] for r in rows} == {talked: 3, silent: 0}
+    finally:
+        await conn.close()

@@ -151,6 +151,30 @@ async def test_postgres_drops_the_rows_of_an_owner_whose_fence_was_overtaken(app
     assert [(r["seq"], r["payload"]) for r in rows] == [(1, '{"type": "session.started"}'), (2, '{"who": "new"}')]
     assert [r["segment_id"] for r in await db.fetch(
         "SELECT segment_id FROM transcript_segments WHERE session_id = $1", session)] == ["s-new"]
+    # The row's last seq follows what was stored (a VAPI batch reads it with the row's lock).
+    assert await db.fetchval("SELECT last_seq FROM roleplay_sessions WHERE id = $1", session) == 2
+
+
+async def test_a_retried_write_stores_nothing_twice_and_never_moves_the_last_seq_back(app_pool, db):
+    org, user = uuid.uuid4(), uuid.uuid4()
+    await db.execute("INSERT INTO organizations (id, name) VALUES ($1, 'Acme')", org)
+    await db.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, 'Rep')", user, f"{user}@example.com")
+    session = await db.fetchval(
+        "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, status)"
+        " VALUES ($1, $2, 'cfo', '{}', 'live') RETURNING id", org, user)
+    async with tenant_tx(app_pool, Tenant(org_id=org, role="system")) as conn:
+        fence = await claim_session(conn, session)
+    final = LogEntry(2, "transcript.final", b'{"n":2}', Segment("s-2", "rep", "two", 0, 10, 2))
+    async with EventWriter(app_pool) as writer:
+        for entry in (LogEntry(1, "session.started", b'{"n":1}'), final, LogEntry(3, "transcript.partial", b'{"n":3}')):
+            writer.add(org, session, fence, entry)
+        await writer.flush()
+        writer.add(org, session, fence, final)  # again, as after a write whose commit was not seen
+        await writer.flush()
+    assert [r["seq"] for r in await db.fetch(
+        "SELECT seq FROM session_events WHERE session_id = $1 ORDER BY seq", session)] == [1, 2, 3]
+    assert await db.fetchval("SELECT count(*) FROM transcript_segments WHERE session_id = $1", session) == 1
+    assert await db.fetchval("SELECT last_seq FROM roleplay_sessions WHERE id = $1", session) == 3
 
 
 async def test_an_ended_calls_stream_is_let_go_a_minute_after_its_end_in_the_in_process_bus():
