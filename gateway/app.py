@@ -121,8 +121,9 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     Raises:
         ApiError: 400 `invalid_parameter`, naming the parameter.
     """
-    params: list[tuple[str, Any]] = list(request.query_params.multi_items())
-    params += list(request.path_params.items())
+    params: list[tuple[str, Any]] = list(request.path_params.items())
+    if request.scope.get("query_string"):  # most requests have none: no query dict is built for them
+        params += request.query_params.multi_items()
     for name, value in params:
         if not isinstance(value, str):
             continue

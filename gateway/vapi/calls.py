@@ -6,6 +6,7 @@ published on the bus, so coaches watch VAPI calls with the same socket and hints
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import uuid
@@ -85,6 +86,9 @@ class VapiCalls:
         self._default_persona = default_persona_id if default_persona_id in personas else next(iter(personas))
         self._site_url, self._ttl_ms, self._http = site_url, int(presence_ttl_s * 1000), http
         self._control_hosts, self._secret = control_hosts, secret
+        # The token each session's webhooks carry, kept: a busy call's webhooks skip the HMAC.
+        self._token_for = functools.lru_cache(maxsize=_CACHED_LOGS)(
+            lambda session_id: session_token(secret, str(session_id)).encode())
         self._logs: dict[uuid.UUID, SessionLog] = {}  # the session logs of calls this instance saw last
         # Sessions found by the id and token a call carries, per endpoint (see _known_session).
         self._found: dict[tuple[uuid.UUID, uuid.UUID | None], store.FoundSession] = {}
@@ -225,8 +229,7 @@ class VapiCalls:
         if ref is None:
             return None
         session_id, token = ref
-        expected = session_token(self._secret, str(session_id))
-        return session_id if hmac.compare_digest(token.encode(), expected.encode()) else None
+        return session_id if hmac.compare_digest(token.encode(), self._token_for(session_id)) else None
 
     async def _persona_for(self, conn: asyncpg.Connection, org: uuid.UUID, number: str | None) -> str:
         settings = await store.get_org_vapi(conn, org)
