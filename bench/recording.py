@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from coaching.audio.recording import RECORDING_CONTENT_TYPE, StereoRecorder  # noqa: E402
-from storage.blobs import BlobWriter  # noqa: E402
+from storage.blobs import CHUNK_BYTES, BlobWriter  # noqa: E402
 from storage.database import create_pool  # noqa: E402
 from storage.embedded import start_embedded_postgres  # noqa: E402
 from storage.migrate import migrate  # noqa: E402
@@ -76,11 +76,16 @@ def call_minute_frames(minutes: float) -> tuple[list[bytes], list[bytes]]:
 
 
 def interleave(rep: list[bytes], persona: list[bytes]) -> list[bytes]:
+    """As `LiveCall` records: a frame at a time into the recorder, a blob chunk at a time out."""
     recorder = StereoRecorder()
     out = []
     for r, p in zip(rep, persona, strict=True):
         recorder.persona(p)
-        out.append(recorder.rep(r))
+        recorder.rep(r)
+        if recorder.pending_bytes >= CHUNK_BYTES:
+            out.append(recorder.drain())
+    if tail := recorder.flush():
+        out.append(tail)
     return out
 
 
@@ -144,8 +149,9 @@ async def run(dsn: str, data_dir: Path, minutes: float) -> None:
     for complexity in COMPLEXITIES:
         cpu0 = time.process_time()
         recorder = OpusRecorder(complexity)
-        for frame in stereo:
-            recorder.add(frame)
+        for chunk in stereo:  # a 20 ms stereo frame at a time
+            for i in range(0, len(chunk), 4 * FRAME):
+                recorder.add(chunk[i:i + 4 * FRAME])
         encoded[complexity] = recorder.close(), time.process_time() - cpu0
     opus, encode_cpu = encoded[COMPLEXITIES[-1]]
     cpu0, pg0 = time.process_time(), postgres_cpu_s(data_dir)

@@ -14,27 +14,51 @@ RECORDING_CONTENT_TYPE = f"audio/L16;rate={PIPELINE_RATE};channels=2"
 class StereoRecorder:
     """Interleaves the two sides on the rep's audio clock: each rep frame takes as much persona
     audio as it is long (silence when the persona is quiet). Persona audio sent while no rep audio
-    flows (a typed call) comes out at `flush` against a silent left channel. Pure: bytes in, bytes out."""
+    flows (a typed call) comes out at `flush` against a silent left channel. Pure: bytes in, bytes out.
+
+    A frame only appends to the two channels (`rep`); they are interleaved when the caller takes
+    what is pending (`drain`, `flush`), a blob chunk at a time: numpy's per-call cost, paid 50
+    times a second per call, was most of the recording's CPU."""
 
     def __init__(self) -> None:
-        self._persona = bytearray()
+        self._persona = bytearray()  # the persona's audio no rep frame has taken yet
+        self._left = bytearray()  # pending: the rep's frames
+        self._right = bytearray()  # pending: what each of those frames took of the persona, padded
 
     def persona(self, pcm16k: bytes) -> None:
         self._persona += pcm16k
 
-    def rep(self, pcm16k: bytes) -> bytes:
-        samples = len(pcm16k) // 2
-        stereo = np.zeros(2 * samples, dtype=np.int16)
-        stereo[0::2] = np.frombuffer(pcm16k, dtype=np.int16, count=samples)
-        if self._persona:
-            take = min(len(self._persona), 2 * samples)
-            stereo[1:2 * (take // 2):2] = np.frombuffer(bytes(self._persona[:take]), dtype=np.int16)
+    def rep(self, pcm16k: bytes) -> None:
+        size = len(pcm16k) & ~1  # whole samples
+        self._left += pcm16k[:size] if size != len(pcm16k) else pcm16k
+        take = min(len(self._persona), size) & ~1
+        if take:
+            self._right += self._persona[:take]
             del self._persona[:take]
+        if take < size:
+            self._right += bytes(size - take)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Stereo bytes that `drain` would return now."""
+        return 2 * len(self._left)
+
+    def drain(self) -> bytes:
+        """The stereo audio of every rep frame so far, interleaved, then forgotten."""
+        if not self._left:
+            return b""
+        stereo = np.empty(len(self._left), dtype=np.int16)
+        stereo[0::2] = np.frombuffer(self._left, dtype=np.int16)
+        stereo[1::2] = np.frombuffer(self._right, dtype=np.int16)
+        self._left.clear()
+        self._right.clear()
         return stereo.tobytes()
 
     def flush(self) -> bytes:
+        """`drain`, then the persona audio no rep frame took, against a silent left channel."""
+        pending = self.drain()
         if not self._persona:
-            return b""
+            return pending
         right = np.frombuffer(bytes(self._persona), dtype=np.int16)
         self._persona.clear()
-        return np.column_stack((np.zeros(len(right), dtype=np.int16), right)).tobytes()
+        return pending + np.column_stack((np.zeros(len(right), dtype=np.int16), right)).tobytes()

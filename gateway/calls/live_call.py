@@ -98,7 +98,6 @@ class LiveCall:
         self._record = record
         self._recorder = StereoRecorder()
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._recorded = bytearray()  # stereo not yet handed to the writer: a chunk at a time
         self._recording_task: asyncio.Task[None] | None = None
         self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
         self._llm_hints = services.llm_hints.for_call(
@@ -189,12 +188,12 @@ class LiveCall:
         self._tasks.append(asyncio.create_task(self.end(reason)))
 
     def rep_audio(self, pcm16k: bytes) -> None:
-        # Called for every 20 ms frame: the writer task is woken once per blob chunk, not per frame.
-        if self._record and (stereo := self._recorder.rep(pcm16k)):
-            self._recorded += stereo
-            if len(self._recorded) >= CHUNK_BYTES:
-                self._recording.put_nowait(bytes(self._recorded))
-                self._recorded.clear()
+        # Called for every 20 ms frame: the frame is interleaved and the writer task woken once per
+        # blob chunk, not per frame.
+        if self._record:
+            self._recorder.rep(pcm16k)
+            if self._recorder.pending_bytes >= CHUNK_BYTES:
+                self._recording.put_nowait(self._recorder.drain())
 
     def activity(self) -> None:
         self._last_activity = time.monotonic()
@@ -264,10 +263,7 @@ class LiveCall:
             log.exception("recording failed", extra={"session_id": self.session_id})
 
     async def _finish_recording(self) -> None:
-        if self._recorded:
-            self._recording.put_nowait(bytes(self._recorded))
-            self._recorded.clear()
-        await self._recording.put(None)
+        await self._recording.put(None)  # the writer then writes what is pending (flush)
         if self._recording_task is not None:
             await asyncio.wait([self._recording_task], timeout=30)
 

@@ -38,10 +38,29 @@ def test_resampler_keeps_duration_and_loudness_in_chunks():
 def test_recorder_puts_rep_left_and_persona_right_on_the_reps_clock():
     recorder = StereoRecorder()
     recorder.persona(np.full(300, 7, dtype=np.int16).tobytes())
-    stereo = np.frombuffer(recorder.rep(np.full(200, 3, dtype=np.int16).tobytes()), dtype=np.int16).reshape(-1, 2)
+    recorder.rep(np.full(200, 3, dtype=np.int16).tobytes())
+    assert recorder.pending_bytes == 800
+    stereo = np.frombuffer(recorder.drain(), dtype=np.int16).reshape(-1, 2)
     assert (stereo[:, 0] == 3).all() and (stereo[:, 1] == 7).all()
+    assert recorder.pending_bytes == 0 and recorder.drain() == b""
     tail = np.frombuffer(recorder.flush(), dtype=np.int16).reshape(-1, 2)
     assert tail.shape == (100, 2) and (tail[:, 0] == 0).all() and (tail[:, 1] == 7).all()
+
+
+def test_recorder_keeps_each_frames_silence_where_it_fell_when_frames_are_drained_together():
+    def pcm(value, samples):
+        return np.full(samples, value, dtype=np.int16).tobytes()
+
+    recorder = StereoRecorder()
+    recorder.persona(pcm(5, 100))
+    recorder.rep(pcm(1, 160))  # takes the persona's 100 samples, then 60 of silence
+    recorder.rep(pcm(2, 160))  # the persona is quiet: silence on the right
+    recorder.persona(pcm(9, 200))
+    recorder.rep(pcm(4, 160))  # 160 of the persona's 200
+    recorder.rep(pcm(6, 160) + b"\x01")  # an odd byte is not a sample
+    stereo = np.frombuffer(recorder.flush(), dtype=np.int16).reshape(-1, 2)
+    assert stereo[:, 0].tolist() == [1] * 160 + [2] * 160 + [4] * 160 + [6] * 160
+    assert stereo[:, 1].tolist() == [5] * 100 + [0] * 60 + [0] * 160 + [9] * 160 + [9] * 40 + [0] * 120
 
 
 def test_spoken_prefix_keeps_whole_sentences_then_words_heard():
