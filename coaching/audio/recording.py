@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from coaching.audio.pcm import PIPELINE_RATE
+from coaching.audio.pcm import PIPELINE_RATE, Resampler
 
 __all__ = ["RECORDING_CONTENT_TYPE", "StereoRecorder"]
 
 RECORDING_CONTENT_TYPE = f"audio/L16;rate={PIPELINE_RATE};channels=2"
+_PERSONA_BATCH_MS = 100
 
 
 class StereoRecorder:
@@ -18,18 +19,36 @@ class StereoRecorder:
 
     A frame only appends to the two channels (`rep`); they are interleaved when the caller takes
     what is pending (`drain`, `flush`), a blob chunk at a time: numpy's per-call cost, paid 50
-    times a second per call, was most of the recording's CPU."""
+    times a second per call, was most of the recording's CPU. For the same reason the persona's
+    audio (at `persona_rate_hz`) is resampled to 16 kHz in batches: when a rep frame needs more
+    than is converted, or once `_PERSONA_BATCH_MS` of it waits (it arrives up to 300 ms ahead).
 
-    def __init__(self) -> None:
-        self._persona = bytearray()  # the persona's audio no rep frame has taken yet
+    Args:
+        persona_rate_hz: the sample rate of the audio given to `persona`.
+    """
+
+    def __init__(self, persona_rate_hz: int = PIPELINE_RATE) -> None:
+        self._to_16k = Resampler(persona_rate_hz, PIPELINE_RATE)
+        self._batch_bytes = persona_rate_hz * 2 * _PERSONA_BATCH_MS // 1000
+        self._arrived = bytearray()  # the persona's audio not resampled yet
+        self._persona = bytearray()  # the persona's audio (16 kHz) no rep frame has taken yet
         self._left = bytearray()  # pending: the rep's frames
         self._right = bytearray()  # pending: what each of those frames took of the persona, padded
 
-    def persona(self, pcm16k: bytes) -> None:
-        self._persona += pcm16k
+    def persona(self, pcm: bytes) -> None:
+        self._arrived += pcm
+        if len(self._arrived) >= self._batch_bytes:
+            self._convert()
+
+    def _convert(self, *, last: bool = False) -> None:
+        if self._arrived or last:
+            self._persona += self._to_16k.feed(bytes(self._arrived), last=last)
+            self._arrived.clear()
 
     def rep(self, pcm16k: bytes) -> None:
         size = len(pcm16k) & ~1  # whole samples
+        if len(self._persona) < size and self._arrived:
+            self._convert()
         self._left += pcm16k[:size] if size != len(pcm16k) else pcm16k
         take = min(len(self._persona), size) & ~1
         if take:
@@ -57,6 +76,7 @@ class StereoRecorder:
     def flush(self) -> bytes:
         """`drain`, then the persona audio no rep frame took, against a silent left channel."""
         pending = self.drain()
+        self._convert(last=True)
         if not self._persona:
             return pending
         right = np.frombuffer(bytes(self._persona), dtype=np.int16)

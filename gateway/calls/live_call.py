@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from coaching.audio.pcm import PIPELINE_RATE, Resampler
 from coaching.audio.recording import RECORDING_CONTENT_TYPE, StereoRecorder
 from coaching.call import OUTPUT_RATE, CallPipeline
 from coaching.events import (
@@ -96,10 +95,9 @@ class LiveCall:
         self._tasks: list[asyncio.Task[None]] = []
         self._grace: asyncio.Task[None] | None = None
         self._record = record
-        self._recorder = StereoRecorder()
+        self._recorder = StereoRecorder(persona_rate_hz=OUTPUT_RATE)
         self._recording: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._recording_task: asyncio.Task[None] | None = None
-        self._persona_to_16k = Resampler(OUTPUT_RATE, PIPELINE_RATE)
         self._llm_hints = services.llm_hints.for_call(
             persona, retrieve=services.retrieval(session.org_id) if services.retrieval is not None else None,
         ) if services.llm_hints else None
@@ -181,7 +179,7 @@ class LiveCall:
         if self.rep is not None:
             self.rep.send_bytes(chunk)
         if self._record:
-            self._recorder.persona(self._persona_to_16k.feed(chunk))
+            self._recorder.persona(chunk)
 
     async def persona_ended(self, reason: str) -> None:
         # Called from inside the pipeline: end from a task of its own, since ending closes the pipeline.

@@ -98,3 +98,23 @@ def test_latency_observer_splits_a_turn_into_its_parts():
     assert observer.observe(PersonaReplyDelta(session_id="s", ts=1_010_710, reply_id="r", text="Hi")) is None
     latency = observer.observe(PersonaAudioStart(session_id="s", ts=1_010_900, reply_id="r"))
     assert latency == TurnLatency(total_ms=900, detect_ms=500, stt_ms=200, brain_ms=10, tts_ms=190)
+
+
+def test_recorder_resamples_the_personas_audio_in_batches_yet_a_frame_hears_what_has_arrived():
+    tone = (np.sin(2 * np.pi * 300 * np.arange(24000) / 24000) * 8000).astype(np.int16).tobytes()
+    frame = np.full(320, 1, dtype=np.int16).tobytes()  # 20 ms at 16 kHz
+    recorder = StereoRecorder(persona_rate_hz=24000)
+    recorder.rep(frame)  # before the persona speaks: silence on the right
+    recorder.persona(tone[:1920])  # 40 ms, less than a batch
+    recorder.rep(frame)  # needs it: converted now, not after the batch fills
+    for i in range(1920, len(tone), 960):  # the rest in 20 ms chunks, a rep frame each
+        recorder.persona(tone[i:i + 960])
+        recorder.rep(frame)
+    stereo = np.frombuffer(recorder.flush(), dtype=np.int16).reshape(-1, 2)
+    right = stereo[:, 1].astype(np.float64)
+    assert not right[:320].any()
+    assert np.sqrt(np.mean(right[320 + 160:640] ** 2)) > 1000, "the second frame carries the persona"
+    # A second of persona audio is a second at 16 kHz, after the silent first frame; the
+    # resampler's start-up delay (under a frame) shows as silence where the persona starts.
+    assert 320 + 16000 <= len(right) <= 320 + 16000 + 320
+    assert np.sqrt(np.mean(right[1000:16000] ** 2)) == pytest.approx(8000 / np.sqrt(2), rel=0.05)
