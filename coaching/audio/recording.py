@@ -32,8 +32,11 @@ class StereoRecorder:
         self._batch_bytes = persona_rate_hz * 2 * _PERSONA_BATCH_MS // 1000
         self._arrived = bytearray()  # the persona's audio not resampled yet
         self._persona = bytearray()  # the persona's audio (16 kHz) no rep frame has taken yet
-        self._left = bytearray()  # pending: the rep's frames
-        self._right = bytearray()  # pending: what each of those frames took of the persona, padded
+        # Pending, a piece per frame (joined once at `drain`: a bytearray grown 640 bytes at a time
+        # is copied again and again as it grows): the rep's frames, and what each took of the persona.
+        self._left: list[bytes] = []
+        self._right: list[bytes] = []
+        self._pending = 0
 
     def persona(self, pcm: bytes) -> None:
         self._arrived += pcm
@@ -49,28 +52,33 @@ class StereoRecorder:
         size = len(pcm16k) & ~1  # whole samples
         if len(self._persona) < size and self._arrived:
             self._convert()
-        self._left += pcm16k[:size] if size != len(pcm16k) else pcm16k
+        self._left.append(pcm16k[:size] if size != len(pcm16k) else pcm16k)
+        self._pending += size
         take = min(len(self._persona), size) & ~1
+        if take == size:
+            self._right.append(bytes(self._persona[:take]))
+        elif take:
+            self._right.append(bytes(self._persona[:take]) + bytes(size - take))
+        else:
+            self._right.append(bytes(size))
         if take:
-            self._right += self._persona[:take]
             del self._persona[:take]
-        if take < size:
-            self._right += bytes(size - take)
 
     @property
     def pending_bytes(self) -> int:
         """Stereo bytes that `drain` would return now."""
-        return 2 * len(self._left)
+        return 2 * self._pending
 
     def drain(self) -> bytes:
         """The stereo audio of every rep frame so far, interleaved, then forgotten."""
-        if not self._left:
+        if not self._pending:
             return b""
-        stereo = np.empty(len(self._left), dtype=np.int16)
-        stereo[0::2] = np.frombuffer(self._left, dtype=np.int16)
-        stereo[1::2] = np.frombuffer(self._right, dtype=np.int16)
+        stereo = np.empty(self._pending, dtype=np.int16)
+        stereo[0::2] = np.frombuffer(b"".join(self._left), dtype=np.int16)
+        stereo[1::2] = np.frombuffer(b"".join(self._right), dtype=np.int16)
         self._left.clear()
         self._right.clear()
+        self._pending = 0
         return stereo.tobytes()
 
     def flush(self) -> bytes:
