@@ -126,13 +126,19 @@ async def test_a_live_call_entry_lapses_unless_its_owner_renews_it(coordinators)
     assert await b.live(org) == []
 
 
-async def test_postgres_drops_the_rows_of_an_owner_whose_fence_was_overtaken(app_pool, db):
+async def live_session(db) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new organization with one rep and one live session: (org id, session id)."""
     org, user = uuid.uuid4(), uuid.uuid4()
     await db.execute("INSERT INTO organizations (id, name) VALUES ($1, 'Acme')", org)
     await db.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, 'Rep')", user, f"{user}@example.com")
     session = await db.fetchval(
         "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, status)"
         " VALUES ($1, $2, 'cfo', '{}', 'live') RETURNING id", org, user)
+    return org, session
+
+
+async def test_postgres_drops_the_rows_of_an_owner_whose_fence_was_overtaken(app_pool, db):
+    org, session = await live_session(db)
     system = Tenant(org_id=org, role="system")
     async with tenant_tx(app_pool, system) as conn:
         old_fence = await claim_session(conn, session)
@@ -156,12 +162,7 @@ async def test_postgres_drops_the_rows_of_an_owner_whose_fence_was_overtaken(app
 
 
 async def test_a_retried_write_stores_nothing_twice_and_never_moves_the_last_seq_back(app_pool, db):
-    org, user = uuid.uuid4(), uuid.uuid4()
-    await db.execute("INSERT INTO organizations (id, name) VALUES ($1, 'Acme')", org)
-    await db.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, 'Rep')", user, f"{user}@example.com")
-    session = await db.fetchval(
-        "INSERT INTO roleplay_sessions (org_id, user_id, persona_id, persona_snapshot, status)"
-        " VALUES ($1, $2, 'cfo', '{}', 'live') RETURNING id", org, user)
+    org, session = await live_session(db)
     async with tenant_tx(app_pool, Tenant(org_id=org, role="system")) as conn:
         fence = await claim_session(conn, session)
     final = LogEntry(2, "transcript.final", b'{"n":2}', Segment("s-2", "rep", "two", 0, 10, 2))
