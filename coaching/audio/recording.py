@@ -47,6 +47,8 @@ class StereoRecorder:
         if self._arrived or last:
             self._persona += self._to_16k.feed(bytes(self._arrived), last=last)
             self._arrived.clear()
+        if last:  # a resampler takes no input after its last: audio after a flush starts afresh
+            self._to_16k = Resampler(self._to_16k.from_rate_hz, PIPELINE_RATE)
 
     def rep(self, pcm16k: bytes) -> None:
         size = len(pcm16k) & ~1  # whole samples

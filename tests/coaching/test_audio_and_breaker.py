@@ -118,3 +118,17 @@ def test_recorder_resamples_the_personas_audio_in_batches_yet_a_frame_hears_what
     # resampler's start-up delay (under a frame) shows as silence where the persona starts.
     assert 320 + 16000 <= len(right) <= 320 + 16000 + 320
     assert np.sqrt(np.mean(right[1000:16000] ** 2)) == pytest.approx(8000 / np.sqrt(2), rel=0.05)
+
+
+def test_recorder_takes_audio_after_a_flush_as_a_new_stretch():
+    tone = (np.sin(2 * np.pi * 300 * np.arange(4800) / 24000) * 8000).astype(np.int16).tobytes()
+    frame = np.full(320, 1, dtype=np.int16).tobytes()
+    recorder = StereoRecorder(persona_rate_hz=24000)
+    recorder.persona(tone)
+    recorder.rep(frame)
+    first = recorder.flush()
+    recorder.persona(tone)  # e.g. a last frame of either side while the call closes
+    recorder.rep(frame)
+    second = np.frombuffer(recorder.flush(), dtype=np.int16).reshape(-1, 2)
+    assert len(first) == len(second) * 4
+    assert (second[:320, 0] == 1).all() and np.abs(second[:, 1]).max() > 1000
