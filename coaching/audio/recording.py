@@ -43,12 +43,11 @@ class StereoRecorder:
         if len(self._arrived) >= self._batch_bytes:
             self._convert()
 
-    def _convert(self, *, last: bool = False) -> None:
-        if self._arrived or last:
-            self._persona += self._to_16k.feed(bytes(self._arrived), last=last)
-            self._arrived.clear()
-        if last:  # a resampler takes no input after its last: audio after a flush starts afresh
-            self._to_16k = Resampler(self._to_16k.from_rate_hz, PIPELINE_RATE)
+    def _convert(self) -> None:
+        whole = len(self._arrived) & ~1  # an odd byte waits for its other half
+        if whole:
+            self._persona += self._to_16k.feed(bytes(self._arrived[:whole]))
+            del self._arrived[:whole]
 
     def rep(self, pcm16k: bytes) -> None:
         size = len(pcm16k) & ~1  # whole samples
@@ -86,7 +85,11 @@ class StereoRecorder:
     def flush(self) -> bytes:
         """`drain`, then the persona audio no rep frame took, against a silent left channel."""
         pending = self.drain()
-        self._convert(last=True)
+        self._convert()
+        # The resampler's last ~30 ms stay in it: flushed here they would land at the end of the
+        # recording, after every rep frame. Audio after a flush starts a new stream.
+        self._to_16k = Resampler(self._to_16k.from_rate_hz, PIPELINE_RATE)
+        self._arrived.clear()
         if not self._persona:
             return pending
         right = np.frombuffer(bytes(self._persona), dtype=np.int16)

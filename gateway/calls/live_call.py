@@ -261,7 +261,10 @@ class LiveCall:
             log.exception("recording failed", extra={"session_id": self.session_id})
 
     async def _finish_recording(self) -> None:
-        await self._recording.put(None)  # the writer then writes what is pending (flush)
+        # Audio from here on is not recorded: the writer's flush then ends the recording where
+        # the call ended, with nothing queued behind its end.
+        self._record = False
+        await self._recording.put(None)
         if self._recording_task is not None:
             await asyncio.wait([self._recording_task], timeout=30)
 
