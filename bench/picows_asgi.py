@@ -94,6 +94,7 @@ class PicowsWebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.ws: Any = None  # picows's WSTransport, once accepted
         self.request = b""
+        self.scope_started = False
         self.accepted = self.close_sent = self.disconnected = self.read_paused = False
         self.close_timer: asyncio.TimerHandle | None = None
 
@@ -115,7 +116,6 @@ class PicowsWebSocketProtocol(asyncio.Protocol):
                    for name, _, value in (line.partition(b":") for line in head[1:])]
         raw_path, _, query = target.partition(b"?")
         root = self.config.root_path
-        sock = self.transport.get_extra_info("socket")
         server = self.transport.get_extra_info("sockname")
         client = self.transport.get_extra_info("peername")
         subprotocols = [token.strip() for name, value in headers if name == b"sec-websocket-protocol"
@@ -123,7 +123,7 @@ class PicowsWebSocketProtocol(asyncio.Protocol):
         self.scope = {
             "type": "websocket", "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
             "http_version": "1.1", "scheme": "wss" if self.transport.get_extra_info("sslcontext") else "ws",
-            "server": tuple(server[:2]) if server and sock is not None else None,
+            "server": tuple(server[:2]) if server else None,
             "client": tuple(client[:2]) if client else None,
             "root_path": root, "path": root + unquote(raw_path.decode("ascii")),
             "raw_path": root.encode("ascii") + raw_path, "query_string": query, "headers": headers,
@@ -133,8 +133,6 @@ class PicowsWebSocketProtocol(asyncio.Protocol):
         task = self.loop.create_task(self.run_asgi())
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
-
-    scope_started = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost()  # before the accept only: picows's protocol owns the transport after it

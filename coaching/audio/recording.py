@@ -56,14 +56,9 @@ class StereoRecorder:
         self._left.append(pcm16k[:size] if size != len(pcm16k) else pcm16k)
         self._pending += size
         take = min(len(self._persona), size) & ~1
-        if take == size:
-            self._right.append(bytes(self._persona[:take]))
-        elif take:
-            self._right.append(bytes(self._persona[:take]) + bytes(size - take))
-        else:
-            self._right.append(bytes(size))
-        if take:
-            del self._persona[:take]
+        right = bytes(self._persona[:take])
+        del self._persona[:take]
+        self._right.append(right if take == size else right + bytes(size - take))
 
     @property
     def pending_bytes(self) -> int:
