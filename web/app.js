@@ -26,6 +26,9 @@ let cleanup = null;
 // A page that must not be left without asking (a live call) sets this: it returns the question, or null.
 let leaveGuard = null;
 let shownHash = location.hash;
+// Each route() takes a number; one that a newer navigation overtook stops at its next step, and
+// a page it already started draws into a view that is no longer on screen.
+let routing = 0;
 
 function parse() {
   // "#/history?user=ID": the path picks the page and its args, the query string its options.
@@ -89,31 +92,42 @@ export async function route() {
   }
   leaveGuard = null;
   shownHash = location.hash;
+  const mine = ++routing;
+  const current = () => mine === routing;
   const root = document.getElementById("app");
   let { name, args, query } = parse();
   let account = null;
   try {
     account = await me({ force: PUBLIC.has(name) || name === "" });
   } catch (error) {
-    failed(root, error);
+    if (current()) failed(root, error);
     return;
   }
+  if (!current()) return;
   if (!account && !PUBLIC.has(name)) name = "login";
   if (account && (PUBLIC.has(name) || name === "")) name = "practice";
   if (!pages[name]) name = account ? "practice" : "login";
   header(account);
   const context = { account, args, query, navigate: (hash) => { location.hash = hash; },
-                    guardLeaving: (question) => { leaveGuard = question; } };
+                    guardLeaving: (question) => { if (current()) leaveGuard = question; } };
+  let view;
   try {
     const page = await pages[name]();
-    root.replaceChildren();
-    cleanup = (await page(root, context)) || null;
+    if (!current()) return;
+    view = h("div", { class: "view" });
+    root.replaceChildren(view);
+    const done = (await page(view, context)) || null;
+    if (!current()) {
+      if (done) done();
+      return;
+    }
+    cleanup = done;
   } catch (error) {
     console.warn("page failed to load", error);
-    failed(root, error);
+    if (current()) failed(root, error);
     return;
   }
-  document.title = `${root.querySelector("h1")?.textContent || "Sparring"} · Sparring`;
+  document.title = `${view.querySelector("h1")?.textContent || "Sparring"} · Sparring`;
 }
 
 window.addEventListener("hashchange", () => {

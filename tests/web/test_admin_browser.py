@@ -3,6 +3,8 @@ the call page, the admin page (members, invites with a link that opens sign-up w
 VAPI and scoring settings), and the persona builder (duplicate, errors next to the field, preview the
 opening, try a typed call). Screenshots on failure (tests/web/conftest.py)."""
 
+import asyncio
+
 import httpx
 from playwright.async_api import expect
 
@@ -200,3 +202,35 @@ async def test_a_coach_duplicates_a_built_in_fixes_an_error_next_to_the_field_an
     await expect(page.locator(".persona-list.own")).to_contain_text("Dana Copy", timeout=20_000)
     await page.set_viewport_size({"width": 390, "height": 800})
     await no_sideways_scroll(page)
+
+
+async def test_a_page_that_finishes_loading_late_does_not_replace_the_page_navigated_to_since(
+        pages, browser_without_microphone, base_url):
+    """The practice page is still loading (its module held back) when the admin goes to the admin
+    page; when the practice page's module does arrive, the admin page stays on screen."""
+    async with httpx.AsyncClient(base_url=base_url) as api:
+        admin = await signup(api, name="Ada Admin", org_name="Slow Co")
+    page = await pages.open(browser_without_microphone, "admin")
+    await log_in(page, admin["user"]["email"])
+    held = asyncio.Event()
+    requested = asyncio.Event()
+
+    async def hold(route):
+        requested.set()
+        await held.wait()
+        await route.continue_()
+    await page.route("**/pages/practice.js", hold)
+    await page.reload()  # a fresh document: the router imports the practice page again
+    await asyncio.wait_for(requested.wait(), 30)
+    await page.evaluate("location.hash = '#/admin'")
+    await expect(page.get_by_role("heading", name="Admin: Slow Co")).to_be_visible(timeout=TIMEOUT)
+    await expect(page.locator("section.sso-settings")).to_be_visible(timeout=TIMEOUT)
+    async with page.expect_request_finished(lambda r: r.url.endswith("/pages/practice.js")):
+        held.set()
+    await page.wait_for_load_state("networkidle")
+    await page.evaluate("new Promise((done) => setTimeout(done, 200))")
+    await expect(page.get_by_role("heading", name="Admin: Slow Co")).to_be_visible()
+    await expect(page.locator("section.sso-settings")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Practice a call")).to_have_count(0)
+    assert page.url.endswith("#/admin")
+    assert await page.title() == "Admin: Slow Co · Sparring"
