@@ -200,7 +200,9 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                    delay_s: float = 0.0) -> None:
     """A rep who talks in real time: waits out the greeting, then asks `turns` questions, timing
     each from the end of their speech to the persona's first audio byte. Calls start `delay_s`
-    apart, as real calls do, rather than all speaking in the same instant."""
+    apart, as real calls do, rather than all speaking in the same instant. A turn the gateway
+    refuses (an `error` event, e.g. `overloaded`) is counted by its code and asked again, as the
+    rep is told to; its time still runs from the end of the first asking."""
     from websockets.asyncio.client import connect
 
     await asyncio.sleep(delay_s)
@@ -209,7 +211,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
     ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
     async with connect(ws_url, max_size=None) as ws:
         await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
-        state = {"speech_end": None, "audio_ends": 0}
+        state = {"speech_end": None, "audio_ends": 0, "refused": 0}
         first_audio, ended = asyncio.Event(), asyncio.Event()
 
         async def reader():
@@ -224,6 +226,10 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                     state["audio_ends"] += 1
                 elif '"session.ended"' in frame:
                     ended.set()
+                elif '"type":"error"' in frame:
+                    code = json.loads(frame).get("code", "?")
+                    results["errors"][code] = results["errors"].get(code, 0) + 1
+                    state["refused"] += 1
           except ConnectionClosed:
             pass
 
@@ -246,7 +252,13 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
             ends_before = state["audio_ends"]
             await send_realtime(utterance)
             state["speech_end"] = time.perf_counter()
+            refused = state["refused"]
             while state["audio_ends"] == ends_before:
+                if state["refused"] > refused:  # "try again in a moment": the rep asks again
+                    refused = state["refused"]
+                    speech_end = state["speech_end"]
+                    await send_realtime(utterance)
+                    state["speech_end"] = speech_end
                 await send_realtime(quiet)
         await ws.send('{"type":"end"}')
         # As a browser does: wait for the end to be confirmed, so the call ends `rep_ended` at once
@@ -258,7 +270,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
 async def calls_round(url: str, n: int, utterance: bytes, turns: int,
                       sessions: list[tuple[str, str]] | None = None) -> dict:
     sessions = sessions or await make_reps(url, n)
-    results = {"v2v_ms": []}
+    results = {"v2v_ms": [], "errors": {}}
     outcomes = await asyncio.gather(*(one_call(url, t, s, utterance, turns, results, delay_s=i * 4.0 / n)
                                       for i, (t, s) in enumerate(sessions)), return_exceptions=True)
     failures = [failure_reason(o) for o in outcomes if isinstance(o, BaseException)]
@@ -438,8 +450,10 @@ def local_rows(utterance: bytes, sizes: list[int], postgres_cpu: int | None) -> 
             res = asyncio.run(calls_round(gw.url, n, utterance, turns=1))
             cpu = (gw.cpu_s() - cpu0) / (time.perf_counter() - t0) * 100
             p95 = pct(res["v2v_ms"], 95)
-            verdict = "keeps up" if p95 <= single_p95 * 1.5 and not res["failed"] else "falls behind"
+            verdict = ("keeps up" if p95 <= single_p95 * 1.5 and not res["failed"] and not res["errors"]
+                       else "falls behind")
             failed = f", {res['failed']} failed: {res['reasons']}" if res["failed"] else ""
+            failed += f", turns refused and asked again: {res['errors']}" if res["errors"] else ""
             print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, p95 {p95:.0f} ms,"
                   f" gateway {cpu:.0f}% CPU: {verdict} (1.5x one call's p95 = {single_p95 * 1.5:.0f} ms){failed}")
 
@@ -512,6 +526,8 @@ def main() -> None:
                     flag += f"  ({res['failed']} calls failed: {res['reasons']})"
                 if res["missing_turns"]:
                     flag += f"  ({res['missing_turns']} turns never answered)"
+                if res["errors"]:
+                    flag += f"  (turns refused and asked again: {res['errors']})"
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% {core:>6.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))
