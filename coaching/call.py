@@ -225,7 +225,7 @@ class CallPipeline:
 
     async def _partial(self, pcm: bytes, start_ms: int) -> None:
         try:
-            text = await self._stt.transcribe(pcm)
+            text = await self._stt.transcribe(pcm, partial=True)
         except (Overloaded, ProviderUnavailable):
             return  # a skipped partial costs nothing; the final will say what failed
         if text and self._utterance is not None:
@@ -236,8 +236,12 @@ class CallPipeline:
                      speculation: asyncio.Future[str] | None = None) -> tuple[str, int, int]:
         try:
             if speculation is not None:
-                # Started when the rep paused; nothing was said since, so it is the final.
-                return await speculation, start_ms, end_ms
+                # Started when the rep paused; nothing was said since, so it is the final, unless the
+                # pool had no room for it then: the final asks again rather than lose the turn.
+                try:
+                    return await speculation, start_ms, end_ms
+                except Overloaded:
+                    pass
             return await self._stt.transcribe(pcm), start_ms, end_ms
         except (Overloaded, ProviderUnavailable) as exc:
             await self._error(exc)

@@ -2,7 +2,9 @@
 
 CTranslate2 and ONNX Runtime release the GIL, so inference runs in threads off the event loop.
 When more work waits than the pool can finish in time, new work is refused at once
-(`Overloaded`) rather than slowing every call down. Background work (transcribing an uploaded
+(`Overloaded`) rather than slowing every call down. Work that can be skipped (a partial
+transcript while the rep speaks) runs only on a thread that is idle now, so it never queues ahead
+of a call's final transcript or its persona's speech. Background work (transcribing an uploaded
 call) waits instead, and only ever takes a thread that is idle, leaving at least one to the live
 calls, so they keep their latency while a long recording is transcribed.
 """
@@ -54,6 +56,16 @@ class InferencePool:
         finally:
             self._in_flight -= 1
             await self._notify_idle()
+
+    async def run_if_idle(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Runs `fn` at once on a thread nothing else uses, for work a caller can skip.
+
+        Raises:
+            Overloaded: every thread is busy (or queued for); the caller skips this one.
+        """
+        if self._in_flight >= self._max_workers:
+            raise Overloaded("no idle inference thread for optional work")
+        return await self.run(fn, *args)
 
     async def _notify_idle(self) -> None:
         async with self._idle:

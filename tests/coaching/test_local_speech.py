@@ -1,7 +1,11 @@
 """Local speech-to-text on utterances the local voice speaks (real models, no network)."""
 
+import asyncio
+import threading
+
 import pytest
 
+from coaching.errors import Overloaded
 from coaching.providers.inference import InferencePool
 from coaching.providers.stt.local import WhisperSTT
 from tests.fixtures.speech import silence, speech_pcm, word_error_rate
@@ -27,3 +31,24 @@ async def test_local_stt_transcribes_utterances_within_20_percent_wer(stt, text)
 
 async def test_local_stt_hears_nothing_in_silence(stt):
     assert await stt.transcribe(silence(1500)) == ""
+
+
+async def test_a_partial_is_skipped_while_every_thread_is_busy_and_the_final_waits_its_turn():
+    pool = InferencePool(max_workers=1, max_waiting=2)
+    stt = WhisperSTT(pool)
+    text = "Can we book a meeting on Thursday afternoon with your finance team?"
+    pcm = silence(300) + speech_pcm(text) + silence(200)
+    release = threading.Event()
+    try:
+        busy = asyncio.ensure_future(pool.run(release.wait, 10))
+        while pool.in_flight < 1:
+            await asyncio.sleep(0.001)
+        with pytest.raises(Overloaded):
+            await stt.transcribe(pcm, partial=True)
+        final = asyncio.ensure_future(stt.transcribe(pcm))
+        release.set()
+        assert await busy is True
+        assert word_error_rate(text, await final) <= 0.2
+    finally:
+        release.set()
+        pool.close()

@@ -14,8 +14,11 @@ __all__ = ["RecordingSTT", "SpeechToText", "TimedSegment", "TimedWord", "Transie
 class SpeechToText(Protocol):
     supports_partials: bool  # cheap enough to re-run every 500 ms while the rep speaks
 
-    async def transcribe(self, pcm16k: bytes) -> str:
-        """Transcribes one utterance of 16 kHz mono PCM16; '' when nothing was said."""
+    async def transcribe(self, pcm16k: bytes, *, partial: bool = False) -> str:
+        """Transcribes one utterance of 16 kHz mono PCM16; '' when nothing was said.
+
+        `partial`: a look at what the rep has said so far, which the caller may skip; a provider
+        short of capacity refuses it (`Overloaded`) rather than delay anyone's final."""
         ...
 
 

@@ -108,9 +108,11 @@ class WhisperSTT:
         result = model.model.generate(encoded, [prompt], beam_size=1, max_length=max_tokens, suppress_blank=True)
         return _clean(tokenizer.decode(result[0].sequences_ids[0]))
 
-    async def transcribe(self, pcm16k: bytes) -> str:
+    async def transcribe(self, pcm16k: bytes, *, partial: bool = False) -> str:
         if len(pcm16k) < 3200:  # under 100 ms: nothing to hear
             return ""
+        if partial:
+            return await self._pool.run_if_idle(self._transcribe, pcm16k)
         return await self._pool.run(self._transcribe, pcm16k)
 
 

@@ -30,8 +30,8 @@ class OpenAISTT:
     def __init__(self, client: openai.AsyncOpenAI, *, model: str = "whisper-1") -> None:
         self._client, self._model = client, model
 
-    async def transcribe(self, pcm16k: bytes) -> str:
-        if len(pcm16k) < 3200:
+    async def transcribe(self, pcm16k: bytes, *, partial: bool = False) -> str:
+        if len(pcm16k) < 3200:  # (never asked for a partial: supports_partials is False)
             return ""
         try:
             result = await self._client.audio.transcriptions.create(
