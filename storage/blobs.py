@@ -16,6 +16,11 @@ from storage.tenancy import Tenant, tenant_tx
 __all__ = ["BlobInfo", "BlobNotFound", "BlobWriter", "CHUNK_BYTES", "get_blob", "read_blob"]
 
 CHUNK_BYTES = 256 * 1024
+# A chunk and the blob's running totals in one statement: one round trip per chunk, not two.
+_APPEND_SQL = """
+WITH chunk AS (INSERT INTO blob_chunks (blob_id, idx, org_id, data) VALUES ($1, $2, $3, $4))
+UPDATE blobs SET size_bytes = size_bytes + $5, chunk_count = chunk_count + 1 WHERE id = $1
+"""
 
 
 class BlobNotFound(SparringError):
@@ -80,14 +85,7 @@ class BlobWriter:
     async def _append(self, chunk: bytes) -> None:
         self._hash.update(chunk)
         async with tenant_tx(self._pool, self._tenant) as conn:
-            await conn.execute(
-                "INSERT INTO blob_chunks (blob_id, idx, org_id, data) VALUES ($1, $2, $3, $4)",
-                self.id, self._chunks, self._tenant.org_id, chunk,
-            )
-            await conn.execute(
-                "UPDATE blobs SET size_bytes = size_bytes + $2, chunk_count = chunk_count + 1 WHERE id = $1",
-                self.id, len(chunk),
-            )
+            await conn.execute(_APPEND_SQL, self.id, self._chunks, self._tenant.org_id, chunk, len(chunk))
         self._chunks += 1
         self._size += len(chunk)
 
