@@ -39,6 +39,7 @@ class InferencePool:
         self._max_workers = max_workers
         self._background = asyncio.Semaphore(max(1, max_workers - 1))
         self._idle = asyncio.Condition()
+        self._notifying: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -50,12 +51,7 @@ class InferencePool:
         """
         if self._in_flight >= self._limit:
             raise Overloaded("local speech processing is at capacity; try again in a moment")
-        self._in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        finally:
-            self._in_flight -= 1
-            await self._notify_idle()
+        return await self._submit(fn, *args)
 
     async def run_if_idle(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Runs `fn` at once on a thread nothing else uses, for work a caller can skip.
@@ -66,6 +62,28 @@ class InferencePool:
         if self._in_flight >= self._max_workers:
             raise Overloaded("no idle inference thread for optional work")
         return await self.run(fn, *args)
+
+    async def _submit(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Counts the job until its thread is done with it, even when the caller stops waiting: a
+        barge-in cancels a synthesis that its thread goes on with (one not yet started is dropped)."""
+        loop = asyncio.get_running_loop()
+        job = self._executor.submit(fn, *args)
+        self._in_flight += 1
+
+        def done(_: object) -> None:
+            try:
+                loop.call_soon_threadsafe(self._finished)
+            except RuntimeError:  # the loop has closed: nobody is left to count
+                pass
+
+        job.add_done_callback(done)
+        return await asyncio.wrap_future(job, loop=loop)
+
+    def _finished(self) -> None:
+        self._in_flight -= 1
+        task = asyncio.ensure_future(self._notify_idle())
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
 
     async def _notify_idle(self) -> None:
         async with self._idle:
@@ -79,12 +97,7 @@ class InferencePool:
             async with self._idle:
                 # Start only when, once started, a thread is still idle for live work.
                 await self._idle.wait_for(lambda: self._in_flight + 1 < self._max_workers or self._in_flight == 0)
-            self._in_flight += 1
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-            finally:
-                self._in_flight -= 1
-                await self._notify_idle()
+            return await self._submit(fn, *args)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

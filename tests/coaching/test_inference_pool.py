@@ -29,6 +29,44 @@ def blocker() -> tuple[threading.Event, object]:
     return release, work
 
 
+async def test_a_job_whose_caller_stopped_waiting_holds_its_thread_until_the_thread_is_done():
+    """A barge-in cancels the persona's synthesis; the thread goes on with it, so the pool must
+    not count that thread idle (a partial would then queue behind it)."""
+    pool = InferencePool(max_workers=1, max_waiting=1)
+    release, began = threading.Event(), threading.Event()
+
+    def synthesis(value: str) -> str:
+        began.set()
+        release.wait(10)
+        return value
+
+    try:
+        speaking = asyncio.ensure_future(pool.run(synthesis, "sentence"))
+        await asyncio.to_thread(began.wait, 10)
+        queued = asyncio.ensure_future(pool.run(synthesis, "never started"))
+        await started(pool, 2)
+        speaking.cancel()
+        queued.cancel()  # not started yet: dropped at once
+        with pytest.raises(asyncio.CancelledError):
+            await speaking
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await asyncio.sleep(0.01)
+        assert pool.in_flight == 1  # the thread is still busy with the cancelled sentence
+        with pytest.raises(Overloaded):
+            await pool.run_if_idle(synthesis, "partial")
+        release.set()
+        for _ in range(500):
+            if pool.in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.in_flight == 0
+        assert await pool.run_if_idle(str.upper, "partial") == "PARTIAL"
+    finally:
+        release.set()
+        pool.close()
+
+
 async def started(pool: InferencePool, n: int) -> None:
     while pool.in_flight < n:
         await asyncio.sleep(0.001)
