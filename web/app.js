@@ -108,7 +108,9 @@ export async function route() {
   if (account && (PUBLIC.has(name) || name === "")) name = "practice";
   if (!pages[name]) name = account ? "practice" : "login";
   header(account);
-  const context = { account, args, query, navigate: (hash) => { location.hash = hash; },
+  // A page a newer navigation overtook neither navigates nor guards leaving: it is no longer shown.
+  const context = { account, args, query, current,
+                    navigate: (hash) => { if (current()) location.hash = hash; },
                     guardLeaving: (question) => { if (current()) leaveGuard = question; } };
   let view;
   try {

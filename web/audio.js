@@ -17,8 +17,10 @@ export class Microphone {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new MicrophoneDenied("This browser can't use a microphone here. You can type instead.");
     }
+    this.stopped = false;
+    let stream;
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
+      stream = await navigator.mediaDevices.getUserMedia({
         audio: { channelCount: 1, echoCancellation: !this.raw, noiseSuppression: !this.raw, autoGainControl: !this.raw },
       });
     } catch (error) {
@@ -26,8 +28,14 @@ export class Microphone {
         ? "Microphone access was blocked. Allow it in the browser's address bar, or type instead."
         : "No microphone could be opened. You can type instead.");
     }
+    if (this.stopped) {  // stopped while the browser was still asking: let go of what it granted
+      stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    this.stream = stream;
     this.context = new AudioContext({ sampleRate: 16000 });
     await this.context.audioWorklet.addModule("/pcm-worklet.js");
+    if (this.stopped) return;  // stop() has closed the stream and the context
     const source = this.context.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.context, "pcm-capture");
     this.node.port.onmessage = ({ data }) => {
@@ -39,6 +47,7 @@ export class Microphone {
   }
 
   stop() {
+    this.stopped = true;
     if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
     if (this.context) this.context.close().catch(() => {});
     this.stream = this.context = null;

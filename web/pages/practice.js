@@ -14,7 +14,7 @@ import { endReason } from "../words.js";
 
 const DIFFICULTY = ["", "Easy", "Fair", "Medium", "Hard", "Very hard"];
 
-export async function practice(root, { account, navigate, query }) {
+export async function practice(root, { account, navigate, query, current }) {
   const error = errorBox();
   const personas = (await api("/api/personas")).items;
   // "#/practice?persona=ID&start=1" (the review page's "Try this persona again"): that buyer, call started.
@@ -77,7 +77,7 @@ export async function practice(root, { account, navigate, query }) {
     }
   }
 
-  if (preset >= 0 && query.get("start") === "1") {
+  if (preset >= 0 && query.get("start") === "1" && current()) {
     // Drop the query so a reload shows the setup instead of starting another call (no hashchange).
     history.replaceState(null, "", "#/practice");
     start();
@@ -137,11 +137,11 @@ export async function practice(root, { account, navigate, query }) {
 
 // "#/call/{id}": the rep's own call. A live (or not yet started) one is joined, or rejoined after a
 // reload: the socket replays every event (last_seq 0: this page has none yet), then goes on live.
-export async function callPage(root, { account, args, navigate, guardLeaving }) {
+export async function callPage(root, { account, args, navigate, guardLeaving, current }) {
   const session = await api(`/api/sessions/${encodeURIComponent(args[0] || "")}`);
   if (session.user_id !== account.user.id) {
     if (account.role !== "trainee" && session.status === "live") {
-      location.replace(`#/watch/${session.id}`);  // a coach opening a rep's call watches it
+      if (current()) location.replace(`#/watch/${session.id}`);  // a coach opening a rep's call watches it
       return null;
     }
     throw new ApiError(404, "not_found", "no such call");
