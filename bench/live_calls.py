@@ -201,8 +201,10 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
     """A rep who talks in real time: waits out the greeting, then asks `turns` questions, timing
     each from the end of their speech to the persona's first audio byte. Calls start `delay_s`
     apart, as real calls do, rather than all speaking in the same instant. A turn the gateway
-    refuses (an `error` event, e.g. `overloaded`) is counted by its code and asked again, as the
-    rep is told to; its time still runs from the end of the first asking."""
+    refuses (an `error` event, e.g. `overloaded`, before the persona starts to answer) is counted
+    by its code and asked again, as the rep is told to; its time still runs from the end of the
+    first asking. An error once the answer's audio has started (a sentence the persona could not
+    voice) is counted as `code mid-reply` and not asked again."""
     from websockets.asyncio.client import connect
 
     await asyncio.sleep(delay_s)
@@ -211,7 +213,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
     ws_url = url.replace("http://", "ws://") + f"/ws/sessions/{session_id}?token={token}"
     async with connect(ws_url, max_size=None) as ws:
         await ws.send('{"type":"start","protocol":1,"audio":{"encoding":"pcm_s16le","sample_rate":16000,"channels":1}}')
-        state = {"speech_end": None, "audio_ends": 0, "refused": 0}
+        state = {"speech_end": None, "audio_ends": 0, "refused": 0, "answering": False}
         first_audio, ended = asyncio.Event(), asyncio.Event()
 
         async def reader():
@@ -222,14 +224,19 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                         results["v2v_ms"].append((time.perf_counter() - state["speech_end"]) * 1000)
                         state["speech_end"] = None
                         first_audio.set()
+                elif '"persona.audio.start"' in frame:
+                    state["answering"] = True
                 elif '"persona.audio.end"' in frame:
                     state["audio_ends"] += 1
                 elif '"session.ended"' in frame:
                     ended.set()
                 elif '"type":"error"' in frame:
                     code = json.loads(frame).get("code", "?")
+                    if state["answering"]:
+                        code += " mid-reply"
+                    else:
+                        state["refused"] += 1
                     results["errors"][code] = results["errors"].get(code, 0) + 1
-                    state["refused"] += 1
           except ConnectionClosed:
             pass
 
@@ -250,6 +257,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
         for _ in range(turns):
             first_audio.clear()
             ends_before = state["audio_ends"]
+            state["answering"] = False
             await send_realtime(utterance)
             state["speech_end"] = time.perf_counter()
             refused = state["refused"]
@@ -257,6 +265,7 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
                 if state["refused"] > refused:  # "try again in a moment": the rep asks again
                     refused = state["refused"]
                     speech_end = state["speech_end"]
+                    state["answering"] = False
                     await send_realtime(utterance)
                     state["speech_end"] = speech_end
                 await send_realtime(quiet)
