@@ -263,11 +263,9 @@ async def one_call(url: str, token: str, session_id: str, utterance: bytes, turn
             refused = state["refused"]
             while state["audio_ends"] == ends_before:
                 if state["refused"] > refused:  # "try again in a moment": the rep asks again
-                    refused = state["refused"]
-                    speech_end = state["speech_end"]
+                    refused = state["refused"]  # speech_end stays the first asking's
                     state["answering"] = False
                     await send_realtime(utterance)
-                    state["speech_end"] = speech_end
                 await send_realtime(quiet)
         await ws.send('{"type":"end"}')
         # As a browser does: wait for the end to be confirmed, so the call ends `rep_ended` at once
@@ -462,7 +460,7 @@ def local_rows(utterance: bytes, sizes: list[int], postgres_cpu: int | None) -> 
             verdict = ("keeps up" if p95 <= single_p95 * 1.5 and not res["failed"] and not res["errors"]
                        else "falls behind")
             failed = f", {res['failed']} failed: {res['reasons']}" if res["failed"] else ""
-            failed += f", turns refused and asked again: {res['errors']}" if res["errors"] else ""
+            failed += f", error events (refused turns asked again): {res['errors']}" if res["errors"] else ""
             print(f"{n} local calls speaking at once: v2v p50 {pct(res['v2v_ms'], 50):.0f} ms, p95 {p95:.0f} ms,"
                   f" gateway {cpu:.0f}% CPU: {verdict} (1.5x one call's p95 = {single_p95 * 1.5:.0f} ms){failed}")
 
@@ -536,7 +534,7 @@ def main() -> None:
                 if res["missing_turns"]:
                     flag += f"  ({res['missing_turns']} turns never answered)"
                 if res["errors"]:
-                    flag += f"  (turns refused and asked again: {res['errors']})"
+                    flag += f"  (error events, refused turns asked again: {res['errors']})"
                 print(f"{n:>6} {p50:>8.0f}ms {p95:>8.0f}ms {p95 - provider_ms:>9.0f}ms {cpu:>7.0f}% {core:>6.0f}% "
                       f"{(peak['rss'] - rss0) / n:>7.2f} {ccpu:>9.0f}%{flag}")
                 print("        server-side p50/p95: " + breakdown(gw.turn_latencies()))

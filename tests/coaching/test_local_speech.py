@@ -8,6 +8,7 @@ import pytest
 from coaching.errors import Overloaded
 from coaching.providers.inference import InferencePool
 from coaching.providers.stt.local import WhisperSTT
+from tests.coaching.test_inference_pool import started
 from tests.fixtures.speech import silence, speech_pcm, word_error_rate
 
 
@@ -41,8 +42,7 @@ async def test_a_partial_is_skipped_while_every_thread_is_busy_and_the_final_wai
     release = threading.Event()
     try:
         busy = asyncio.ensure_future(pool.run(release.wait, 10))
-        while pool.in_flight < 1:
-            await asyncio.sleep(0.001)
+        await started(pool, 1)
         with pytest.raises(Overloaded):
             await stt.transcribe(pcm, partial=True)
         final = asyncio.ensure_future(stt.transcribe(pcm))
