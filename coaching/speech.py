@@ -77,9 +77,17 @@ class Voice:
     async def speak(self, speech: Speech, sentences: asyncio.Queue[str | None],
                     started: Callable[[], Awaitable[None]]) -> None:
         """Synthesizes sentences in order, up to a None, and sends their audio paced near real time;
-        `started` runs as the first audio goes out."""
+        `started` runs as the first audio goes out.
+
+        The reply's first piece is synthesized alone, so it is heard soonest. With a streaming
+        provider every later request takes the sentences queued by then along: one request for
+        the rest of a reply that is already written, not one a sentence, so the voice carries on
+        across sentences without a new request's wait between them."""
         chunk_bytes = frame_bytes(OUTPUT_RATE, _CHUNK_MS)
-        while (sentence := await sentences.get()) is not None:
+        last = False
+        while not last and (sentence := await sentences.get()) is not None:
+            if self._tts.streams and speech.sentences:
+                sentence, last = _with_queued(sentence, sentences)
             resampler = Resampler(self._tts.sample_rate_hz, OUTPUT_RATE)
             # The sentence's audio length grows as it is synthesized; a barge-in measures
             # what was heard against it.
@@ -105,6 +113,17 @@ class Voice:
             await asyncio.sleep(ahead_s)
         await self._send_audio(chunk)
         speech.sent_ms += _audio_ms(chunk)
+
+
+def _with_queued(sentence: str, sentences: asyncio.Queue[str | None]) -> tuple[str, bool]:
+    """The sentence joined by those already queued behind it, and whether the reply's end (None) was among them."""
+    pieces = [sentence]
+    while not sentences.empty():
+        queued = sentences.get_nowait()
+        if queued is None:
+            return " ".join(pieces), True
+        pieces.append(queued)
+    return " ".join(pieces), False
 
 
 def first_audio_chunks(sentence: str) -> list[str]:

@@ -130,6 +130,7 @@ class SinkRecorder:
 
 class QuietTTS:
     sample_rate_hz = 24000
+    streams = True
 
     async def synthesize(self, text: str, voices: Voices) -> AsyncIterator[bytes]:
         yield silence(100, rate=24000)

@@ -54,6 +54,7 @@ class FakeOpenAI:
     # `embeddings_failing` makes every one answer 500. `stream_failures`: the next streamed chat
     # completions that answer 500.
     embedding_inputs: list[tuple[str, list[str]]] = field(default_factory=list)
+    speech_inputs: list[str] = field(default_factory=list)  # each `/v1/audio/speech` request's text
     # An embeddings request whose inputs `embedding_hold` is true for waits (up to a minute) until
     # `embedding_release` is set: a test looks at the state while a batch is being embedded.
     embedding_hold: Callable[[list[str]], bool] | None = None
@@ -138,6 +139,7 @@ class FakeOpenAI:
         async def speech(request: Request) -> Response | Stream:
             fake._record(request)
             body = await request.json()
+            fake.speech_inputs.append(body["input"])
             if fake.failing:
                 return fake._failure()
             seconds = max(0.3, len(body["input"]) * 0.06)  # about 16 characters a second

@@ -14,6 +14,7 @@ __all__ = ["ElevenLabsTTS"]
 
 class ElevenLabsTTS:
     sample_rate_hz = 24000
+    streams = True
 
     def __init__(self, client: httpx.AsyncClient, *, model_id: str = "eleven_turbo_v2_5") -> None:
         self._client, self._model_id = client, model_id

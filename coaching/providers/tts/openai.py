@@ -14,6 +14,7 @@ __all__ = ["OpenAITTS"]
 
 class OpenAITTS:
     sample_rate_hz = 24000  # response_format="pcm" is 24 kHz mono PCM16
+    streams = True
 
     def __init__(self, client: openai.AsyncOpenAI, *, model: str = "tts-1") -> None:
         self._client, self._model = client, model

@@ -22,6 +22,7 @@ _voices_lock = threading.Lock()
 
 class PiperTTS:
     sample_rate_hz = 22050
+    streams = False
 
     def __init__(self, pool: InferencePool) -> None:
         self._pool = pool

@@ -90,12 +90,16 @@ async def test_openai_speech_is_streamed_to_the_rep(module_database_url, fakes):
     fakes["openai"].failing = False
     settings = make_settings(module_database_url, openai_api_key="sk-test", openai_base_url=fakes["openai_url"],
                              llm_provider="scripted", stt_provider="local", tts_provider="openai")
+    asked_before = len(fakes["openai"].speech_inputs)
     with run_asgi(serve_app(create_app(settings))) as url:
         call = await start_call(url)
         assert sum(call.audio.values()) > 24000, "the greeting was spoken through the API"
         speech = [r for r in fakes["openai"].requests if r[1] == "/v1/audio/speech"]
         assert speech and speech[-1][2] == "Bearer sk-test"
         await call.close()
+    # The greeting's first sentence alone, so it is heard soonest, then the rest in one request.
+    assert fakes["openai"].speech_inputs[asked_before:] == ["Dana Whitfield.",
+                                                            "I have a few minutes. What is this about?"]
 
 
 async def test_elevenlabs_speaks_with_the_personas_voice_id(module_database_url):

@@ -1,0 +1,95 @@
+"""The persona's voice: which texts go to the speech provider, and what a listener heard of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from coaching.persona import Voices
+from coaching.speech import OUTPUT_RATE, Speech, Voice
+
+FIRST, SECOND, THIRD, FOURTH = ("Dana Whitfield.", "I have a few minutes.", "What is this about?",
+                                "Go on, then.")
+
+
+class RecordingTTS:
+    """Says every text as 10 ms of audio a character, and records the texts it was asked for.
+    `between` runs after each text's audio, before the next text is asked for."""
+
+    sample_rate_hz = OUTPUT_RATE
+
+    def __init__(self, *, streams: bool, between: Callable[[int], None] | None = None) -> None:
+        self.streams = streams
+        self.texts: list[str] = []
+        self._between = between
+
+    async def synthesize(self, text: str, voices: Voices) -> AsyncIterator[bytes]:
+        self.texts.append(text)
+        yield b"\0\0" * (OUTPUT_RATE // 100) * len(text)
+        if self._between is not None:
+            self._between(len(self.texts))
+
+
+def queue_of(*items: str | None) -> asyncio.Queue[str | None]:
+    sentences: asyncio.Queue[str | None] = asyncio.Queue()
+    for item in items:
+        sentences.put_nowait(item)
+    return sentences
+
+
+async def speak(tts: RecordingTTS, sentences: asyncio.Queue[str | None]) -> tuple[Speech, bytearray]:
+    sent = bytearray()
+
+    async def send_audio(chunk: bytes) -> None:
+        sent.extend(chunk)
+
+    async def started() -> None:
+        pass
+
+    speech = Speech("r1")
+    # A lead far beyond the reply: nothing waits for real time, so the test sees every request at once.
+    voice = Voice(tts=tts, voices=Voices(), send_audio=send_audio, clock=time.monotonic, lead_ms=10**9)
+    await asyncio.wait_for(voice.speak(speech, sentences, started), 10)
+    return speech, sent
+
+
+async def test_a_streaming_provider_is_asked_for_the_first_sentence_alone_then_for_the_rest_at_once():
+    tts = RecordingTTS(streams=True)
+    speech, sent = await speak(tts, queue_of(FIRST, SECOND, THIRD, None))
+    assert tts.texts == [FIRST, f"{SECOND} {THIRD}"]
+    assert len(sent) == 2 * (OUTPUT_RATE // 100) * sum(map(len, tts.texts)), "every text's audio went out"
+
+
+async def test_a_provider_that_returns_whole_sentences_is_asked_for_one_sentence_at_a_time():
+    tts = RecordingTTS(streams=False)
+    await speak(tts, queue_of(FIRST, SECOND, THIRD, None))
+    assert tts.texts == [FIRST, SECOND, THIRD]
+
+
+async def test_sentences_written_while_one_is_voiced_go_together_in_the_next_request():
+    sentences = queue_of(FIRST)
+
+    def more(asked: int) -> None:
+        # The brain goes on writing while the voice speaks: two sentences during the first
+        # request, the last one and the reply's end during the second.
+        if asked == 1:
+            sentences.put_nowait(SECOND)
+            sentences.put_nowait(THIRD)
+        elif asked == 2:
+            sentences.put_nowait(FOURTH)
+            sentences.put_nowait(None)
+
+    tts = RecordingTTS(streams=True, between=more)
+    await speak(tts, sentences)
+    assert tts.texts == [FIRST, f"{SECOND} {THIRD}", FOURTH]
+
+
+async def test_a_barge_in_hears_the_words_of_the_combined_request_in_proportion_to_its_audio():
+    tts = RecordingTTS(streams=True)
+    speech, _ = await speak(tts, queue_of(FIRST, SECOND, THIRD, None))
+    assert speech.audio_started_at is not None
+    combined_ms = 10 * len(f"{SECOND} {THIRD}")
+    heard = speech.heard(speech.audio_started_at + (10 * len(FIRST) + combined_ms / 2) / 1000)
+    assert heard.startswith(f"{FIRST} I have a")
+    assert len(heard.split()) == len(FIRST.split()) + len(f"{SECOND} {THIRD}".split()) // 2
