@@ -16,6 +16,7 @@ OUTPUT_RATE = 24000  # persona audio to clients: 24 kHz mono PCM16
 _CHUNK_MS = 100
 _SENTENCE = re.compile(r"(.+?[.!?]+)(?:\s+|$)", re.S)
 _FIRST_CLAUSE_CHARS = 60
+_SPEECH_MS_PER_CHAR = 65.0  # about 15 characters a second
 
 
 class Speech:
@@ -29,11 +30,13 @@ class Speech:
         self.audio_started_at: float | None = None
         self.sent_ms = 0.0
         self.reply_sent = False
+        self.voicing = False  # the last of `sentences` is still being synthesized
 
     def heard(self, now: float) -> str:
-        """What the listener has heard of the reply by `now` (the clock of `audio_started_at`)."""
-        heard_ms = 0.0 if self.audio_started_at is None else (now - self.audio_started_at) * 1000
-        return spoken_prefix(self.sentences, heard_ms)
+        """What the listener has heard of the reply by `now` (the clock of `audio_started_at`): no
+        more than the audio sent, so a wait for the provider is not counted as speech."""
+        heard_ms = 0.0 if self.audio_started_at is None else min((now - self.audio_started_at) * 1000, self.sent_ms)
+        return spoken_prefix(self.sentences, heard_ms, last_open=self.voicing)
 
 
 class SentenceSplitter:
@@ -81,8 +84,8 @@ class Voice:
 
         The reply's first piece is synthesized alone, so it is heard soonest. With a streaming
         provider every later request takes the sentences queued by then along: one request for
-        the rest of a reply that is already written, not one a sentence, so the voice carries on
-        across sentences without a new request's wait between them."""
+        the rest of a reply that is already written, not one a sentence, so the voice does not
+        wait for a new request at every sentence boundary."""
         chunk_bytes = frame_bytes(OUTPUT_RATE, _CHUNK_MS)
         last = False
         while not last and (sentence := await sentences.get()) is not None:
@@ -92,6 +95,7 @@ class Voice:
             # The sentence's audio length grows as it is synthesized; a barge-in measures
             # what was heard against it.
             speech.sentences.append((sentence, 0.0))
+            speech.voicing = True
             audio = bytearray()
             async for pcm in self._tts.synthesize(sentence, self._voices):
                 produced = resampler.feed(pcm)
@@ -100,7 +104,10 @@ class Voice:
                 while len(audio) >= chunk_bytes:
                     await self._send_paced(speech, bytes(audio[:chunk_bytes]), started)
                     del audio[:chunk_bytes]
-            audio += resampler.feed(b"", last=True)
+            produced = resampler.feed(b"", last=True)
+            audio += produced
+            speech.sentences[-1] = (sentence, speech.sentences[-1][1] + _audio_ms(produced))
+            speech.voicing = False
             if audio:
                 await self._send_paced(speech, bytes(audio), started)
 
@@ -135,21 +142,33 @@ def first_audio_chunks(sentence: str) -> list[str]:
     return [sentence]
 
 
-def spoken_prefix(sentences: Sequence[tuple[str, float]], heard_ms: float) -> str:
-    """What the listener heard of a reply after `heard_ms` of its audio: whole sentences, then the
-    words of the current one in proportion to how much of its audio played."""
+def spoken_prefix(sentences: Sequence[tuple[str, float]], heard_ms: float, *, last_open: bool = False) -> str:
+    """What the listener heard of a reply after `heard_ms` of its audio: whole texts, then the
+    words of the current one in proportion to how much of its audio played.
+
+    `last_open`: the last text is still being synthesized, so its audio so far is not its length;
+    it is taken to last as long a character as the finished texts did (about 15 characters a
+    second before any has finished), and is never heard whole before its audio is all there."""
     spoken: list[str] = []
-    for text, audio_ms in sentences:
-        if heard_ms >= audio_ms:
+    for i, (text, audio_ms) in enumerate(sentences):
+        if last_open and i == len(sentences) - 1:
+            audio_ms = max(audio_ms, len(text) * _ms_per_char(sentences[:i]))
+        elif heard_ms >= audio_ms:
             spoken.append(text)
             heard_ms -= audio_ms
             continue
         words = text.split()
-        count = int(len(words) * heard_ms / audio_ms) if audio_ms > 0 else 0
+        count = min(len(words), int(len(words) * heard_ms / audio_ms)) if audio_ms > 0 else 0
         if count:
             spoken.append(" ".join(words[:count]))
         break
     return " ".join(spoken).strip()
+
+
+def _ms_per_char(finished: Sequence[tuple[str, float]]) -> float:
+    chars = sum(len(text) for text, _ in finished)
+    audio_ms = sum(ms for _, ms in finished)
+    return audio_ms / chars if chars and audio_ms > 0 else _SPEECH_MS_PER_CHAR
 
 
 def _audio_ms(pcm: bytes) -> float:

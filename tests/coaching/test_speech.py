@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from coaching.persona import Voices
-from coaching.speech import OUTPUT_RATE, Speech, Voice
+from coaching.speech import OUTPUT_RATE, Speech, Voice, spoken_prefix
 
 FIRST, SECOND, THIRD, FOURTH = ("Dana Whitfield.", "I have a few minutes.", "What is this about?",
                                 "Go on, then.")
@@ -38,7 +38,8 @@ def queue_of(*items: str | None) -> asyncio.Queue[str | None]:
     return sentences
 
 
-async def speak(tts: RecordingTTS, sentences: asyncio.Queue[str | None]) -> tuple[Speech, bytearray]:
+async def speak(tts: RecordingTTS, sentences: asyncio.Queue[str | None],
+                speech: Speech | None = None) -> tuple[Speech, bytearray]:
     sent = bytearray()
 
     async def send_audio(chunk: bytes) -> None:
@@ -47,7 +48,7 @@ async def speak(tts: RecordingTTS, sentences: asyncio.Queue[str | None]) -> tupl
     async def started() -> None:
         pass
 
-    speech = Speech("r1")
+    speech = Speech("r1") if speech is None else speech
     # A lead far beyond the reply: nothing waits for real time, so the test sees every request at once.
     voice = Voice(tts=tts, voices=Voices(), send_audio=send_audio, clock=time.monotonic, lead_ms=10**9)
     await asyncio.wait_for(voice.speak(speech, sentences, started), 10)
@@ -89,7 +90,40 @@ async def test_a_barge_in_hears_the_words_of_the_combined_request_in_proportion_
     tts = RecordingTTS(streams=True)
     speech, _ = await speak(tts, queue_of(FIRST, SECOND, THIRD, None))
     assert speech.audio_started_at is not None
-    combined_ms = 10 * len(f"{SECOND} {THIRD}")
-    heard = speech.heard(speech.audio_started_at + (10 * len(FIRST) + combined_ms / 2) / 1000)
-    assert heard.startswith(f"{FIRST} I have a")
-    assert len(heard.split()) == len(FIRST.split()) + len(f"{SECOND} {THIRD}".split()) // 2
+    rest = f"{SECOND} {THIRD}"
+    assert [text for text, _ in speech.sentences] == [FIRST, rest]
+    # Three quarters into the combined request's audio: three quarters of its nine words, though
+    # "I have a few minutes." alone is more than half of that audio.
+    heard = speech.heard(speech.audio_started_at + (10 * len(FIRST) + 0.75 * 10 * len(rest)) / 1000)
+    assert heard == f"{FIRST} I have a few minutes. What"
+
+
+async def test_a_barge_in_while_the_provider_has_not_yet_answered_hears_none_of_the_words_still_to_come():
+    answer = asyncio.Event()
+
+    class SlowAfterTheFirst(RecordingTTS):
+        async def synthesize(self, text: str, voices: Voices) -> AsyncIterator[bytes]:
+            self.texts.append(text)
+            if len(self.texts) > 1:
+                await answer.wait()
+            yield b"\0\0" * (OUTPUT_RATE // 100) * len(text)
+
+    tts = SlowAfterTheFirst(streams=True)
+    speech = Speech("r1")
+    speaking = asyncio.create_task(speak(tts, queue_of(FIRST, SECOND, THIRD, None), speech))
+    while len(tts.texts) < 2:
+        await asyncio.sleep(0.001)
+    assert speech.audio_started_at is not None
+    # Long after the first piece ended: the listener has heard it, and nothing of what is still being synthesized.
+    assert speech.heard(speech.audio_started_at + 60) == FIRST
+    answer.set()
+    await speaking
+    assert speech.heard(speech.audio_started_at + 60) == f"{FIRST} {SECOND} {THIRD}"
+
+
+def test_a_text_still_being_synthesized_is_heard_against_its_expected_length_not_its_audio_so_far():
+    # The first text took 100 ms a character; the second has 200 ms of audio so far.
+    sentences = [("One two.", 800.0), ("Three four five six.", 200.0)]
+    assert spoken_prefix(sentences, 800 + 200, last_open=True) == "One two."
+    assert spoken_prefix(sentences, 800 + 1000, last_open=True) == "One two. Three four"
+    assert spoken_prefix(sentences, 800 + 200) == "One two. Three four five six."  # once its audio is all there

@@ -18,5 +18,6 @@ class TextToSpeech(Protocol):
     streams: bool
 
     def synthesize(self, text: str, voices: Voices) -> AsyncIterator[bytes]:
-        """Speaks one sentence: mono PCM16 at `sample_rate_hz`, in chunks as they are ready."""
+        """Speaks one text (a sentence; with `streams`, maybe several): mono PCM16 at
+        `sample_rate_hz`, in chunks as they are ready."""
         ...
