@@ -61,7 +61,7 @@ class InferencePool:
         """
         if self._in_flight >= self._max_workers:
             raise Overloaded("no idle inference thread for optional work")
-        return await self.run(fn, *args)
+        return await self._submit(fn, *args)  # an idle thread is also room under `run`'s limit
 
     async def _submit(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Counts the job until its thread is done with it, even when the caller stops waiting: a
